@@ -1,0 +1,149 @@
+//! `ffw bench`: training throughput (images/second) of the steps the paper's runs repeat
+//! thousands of times: a vanilla step, an FFW gate step, and forward-only evaluation.
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use candle_core::{Device, Tensor};
+use ffw_data::{Batch, Dataset};
+use ffw_nn::{Arch, GateMode, GateSet, ParamStore, Variant};
+use ffw_surgery::optim::{self, Adam};
+use ffw_surgery::probe::Probe;
+use ffw_surgery::surgery::gate_step;
+use ffw_surgery::vanilla::train_step;
+use ffw_surgery::{FfwConfig, VanillaConfig};
+
+struct Case {
+    name: &'static str,
+    arch: Arch,
+    batch: usize,
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "simpleconv-k7",
+            arch: Arch::SimpleConvNet {
+                kernel: 7,
+                n_classes: 10,
+            },
+            batch: 100,
+        },
+        Case {
+            name: "simpleconv-k3",
+            arch: Arch::SimpleConvNet {
+                kernel: 3,
+                n_classes: 10,
+            },
+            batch: 100,
+        },
+        Case {
+            name: "mlp",
+            arch: Arch::Mlp {
+                input: 2352,
+                hidden: vec![100, 100, 100],
+                n_classes: 10,
+            },
+            batch: 256,
+        },
+    ]
+}
+
+/// Random inputs of the Biased-MNIST shape with 10 task and 10 bias classes.
+fn synthetic(n: usize) -> Dataset {
+    let x = (0..n * 3 * 28 * 28)
+        .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+        .collect();
+    Dataset {
+        x,
+        sample_shape: vec![3, 28, 28],
+        y: (0..n).map(|i| (i % 10) as u32).collect(),
+        n_classes: 10,
+        biases: vec![(0..n).map(|i| ((i / 10) % 10) as u32).collect()],
+        n_bias_classes: vec![10],
+    }
+}
+
+/// Median images/second over `steps` timed calls of `step` (one warm-up call first).
+fn measure(batch: usize, steps: usize, mut step: impl FnMut() -> Result<()>) -> Result<f64> {
+    step()?;
+    let mut rates: Vec<f64> = (0..steps)
+        .map(|_| {
+            let t = Instant::now();
+            step().map(|_| batch as f64 / t.elapsed().as_secs_f64())
+        })
+        .collect::<Result<_>>()?;
+    rates.sort_by(f64::total_cmp);
+    Ok(rates[rates.len() / 2])
+}
+
+pub fn bench(steps: usize, only: &[String]) -> Result<()> {
+    if steps == 0 {
+        bail!("--steps must be > 0");
+    }
+    let known: Vec<&str> = cases().iter().map(|c| c.name).collect();
+    if let Some(bad) = only.iter().find(|o| !known.contains(&o.as_str())) {
+        bail!("--only {bad}: unknown case (known: {})", known.join(", "));
+    }
+    let device = Device::Cpu;
+    let threads = candle_core::utils::get_num_threads();
+    println!(
+        "{:<14} {:>6} {:>14} {:>14} {:>14}   (threads {threads}, median of {steps} steps)",
+        "case", "batch", "vanilla img/s", "ffw img/s", "eval img/s"
+    );
+    for case in cases()
+        .into_iter()
+        .filter(|c| only.is_empty() || only.iter().any(|o| o == c.name))
+    {
+        let data = synthetic(case.batch.max(1000));
+        let idx: Vec<usize> = (0..case.batch).collect();
+        let b: Batch = data.batch(&idx, &device)?;
+
+        let store = ParamStore::new(0, &device);
+        let model = case.arch.build(store.var_builder())?;
+        let mut opt = optim::build(&VanillaConfig::default().optimizer, store.trainable());
+        let vanilla = measure(case.batch, steps, || {
+            train_step(&model, opt.as_mut(), &b)?;
+            Ok(())
+        })?;
+
+        let base = store.snapshot()?;
+        let cfg = FfwConfig::default();
+        let gates = GateSet::zeros(&case.arch, &base, Variant::Unstructured, &device)?;
+        let mut gate_opt = Adam::new(gates.vars(), cfg.lr, cfg.weight_decay);
+        let mut probes = vec![Probe::new(
+            case.arch.feature_dim(),
+            10,
+            &cfg.probe,
+            1,
+            &device,
+        )?];
+        let mode = GateMode::Soft { temperature: 1.0 };
+        let ffw = measure(case.batch, steps, || {
+            gate_step(
+                &case.arch,
+                &base,
+                &gates,
+                mode,
+                &mut probes,
+                &mut gate_opt,
+                &b,
+                &cfg,
+                &device,
+            )?;
+            Ok(())
+        })?;
+
+        let eval_idx: Vec<usize> = (0..1000).collect();
+        let eb = data.batch(&eval_idx, &device)?;
+        let eval = measure(1000, steps, || {
+            let logits: Tensor = model.head(&model.features(&eb.x, false)?)?;
+            logits.sum_all()?.to_scalar::<f32>()?;
+            Ok(())
+        })?;
+        println!(
+            "{:<14} {:>6} {:>14.1} {:>14.1} {:>14.1}",
+            case.name, case.batch, vanilla, ffw, eval
+        );
+    }
+    Ok(())
+}

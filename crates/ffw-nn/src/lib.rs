@@ -1,0 +1,20 @@
+//! Models for FFW, built the candle-nn way: plain structs constructed from a `VarBuilder`.
+//!
+//! Parameters live outside the models: a [`ParamStore`] (seeded, trainable) while training,
+//! a frozen tensor map afterwards. FFW's gates are a transformation of that map
+//! ([`gate::effective_params`]), so no layer type is ever duplicated for gating.
+
+pub mod arch;
+pub mod error;
+pub mod gate;
+pub mod layers;
+pub mod mlp;
+pub mod params;
+pub mod probe;
+pub mod simple_conv;
+
+pub use arch::{Arch, Model};
+pub use error::{NnError, Result};
+pub use gate::{GateMode, GateSet, Variant};
+pub use params::ParamStore;
+pub use probe::PrivacyHead;

@@ -1,0 +1,47 @@
+//! The Multi-Color MNIST MLP (PROTOCOL §5): flattened input, ReLU hidden layers, linear head;
+//! the last hidden layer is the bottleneck.
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Linear, VarBuilder};
+
+use crate::layers;
+
+pub struct Mlp {
+    hidden: Vec<Linear>,
+    fc: Linear,
+}
+
+/// Gated layer names for a given depth: `fc1..fcN` then the head `fc`.
+pub fn gated_names(n_hidden: usize) -> Vec<String> {
+    (1..=n_hidden)
+        .map(|i| format!("fc{i}"))
+        .chain(["fc".to_string()])
+        .collect()
+}
+
+impl Mlp {
+    pub fn new(input: usize, hidden: &[usize], n_classes: usize, vb: VarBuilder) -> Result<Self> {
+        let mut layers_ = Vec::with_capacity(hidden.len());
+        let mut d = input;
+        for (i, &h) in hidden.iter().enumerate() {
+            layers_.push(layers::linear(d, h, vb.pp(format!("fc{}", i + 1)))?);
+            d = h;
+        }
+        let fc = layers::linear(d, n_classes, vb.pp("fc"))?;
+        Ok(Self {
+            hidden: layers_,
+            fc,
+        })
+    }
+
+    pub fn features(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = x.flatten_from(1)?;
+        for l in &self.hidden {
+            h = l.forward(&h)?.relu()?;
+        }
+        Ok(h)
+    }
+
+    pub fn head(&self, features: &Tensor) -> Result<Tensor> {
+        self.fc.forward(features)
+    }
+}

@@ -1,0 +1,50 @@
+//! The authors' variant of ReBias' SimpleConvNet (PROTOCOL §5): four same-padded convs
+//! 3→16→32→64→128 with BatchNorm, ReLU after the first three and tanh after the last,
+//! global average pooling as the bottleneck, and a linear task head.
+use candle_core::{Module, ModuleT, Result, Tensor};
+use candle_nn::{BatchNorm, Conv2d, Linear, VarBuilder};
+
+use crate::layers;
+
+pub const CHANNELS: [usize; 5] = [3, 16, 32, 64, 128];
+/// Names of the gated layers, in forward order.
+pub const GATED: [&str; 5] = ["conv1", "conv2", "conv3", "conv4", "fc"];
+
+pub struct SimpleConvNet {
+    convs: Vec<Conv2d>,
+    bns: Vec<BatchNorm>,
+    fc: Linear,
+}
+
+impl SimpleConvNet {
+    pub fn new(kernel: usize, n_classes: usize, vb: VarBuilder) -> Result<Self> {
+        let mut convs = Vec::with_capacity(4);
+        let mut bns = Vec::with_capacity(4);
+        for i in 0..4 {
+            let (cin, cout) = (CHANNELS[i], CHANNELS[i + 1]);
+            convs.push(layers::conv2d_same(
+                cin,
+                cout,
+                kernel,
+                vb.pp(format!("conv{}", i + 1)),
+            )?);
+            bns.push(layers::batch_norm(cout, vb.pp(format!("bn{}", i + 1)))?);
+        }
+        let fc = layers::linear(CHANNELS[4], n_classes, vb.pp("fc"))?;
+        Ok(Self { convs, bns, fc })
+    }
+
+    /// Bottleneck features `[b, 128]`. `train` selects BatchNorm's batch statistics.
+    pub fn features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let mut h = x.clone();
+        for (i, (conv, bn)) in self.convs.iter().zip(&self.bns).enumerate() {
+            h = bn.forward_t(&conv.forward(&h)?, train)?;
+            h = if i == 3 { h.tanh()? } else { h.relu()? };
+        }
+        h.mean((2, 3))
+    }
+
+    pub fn head(&self, features: &Tensor) -> Result<Tensor> {
+        self.fc.forward(features)
+    }
+}

@@ -1,0 +1,65 @@
+//! Vanilla checkpoints: parameters as safetensors plus a JSON card (architecture, what
+//! produced it, training history). The card is written last, so a checkpoint without its
+//! card is incomplete and ignored.
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use ffw_nn::params::{load_tensors, save_tensors};
+use ffw_nn::Arch;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, SurgeryError};
+use crate::vanilla::VanillaEpoch;
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct CheckpointCard {
+    pub arch: Arch,
+    /// Canonical description of everything that determined these weights (data, model,
+    /// training config, seed); a checkpoint is reused only when it matches exactly.
+    pub provenance: serde_json::Value,
+    pub epochs: usize,
+    pub history: Vec<VanillaEpoch>,
+    pub ffw_version: String,
+}
+
+pub fn paths(stem: &Path) -> (PathBuf, PathBuf) {
+    (
+        stem.with_extension("safetensors"),
+        stem.with_extension("json"),
+    )
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> SurgeryError {
+    SurgeryError::Checkpoint {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+pub fn save(stem: &Path, params: &HashMap<String, Tensor>, card: &CheckpointCard) -> Result<()> {
+    let (weights, json) = paths(stem);
+    if let Some(dir) = stem.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    }
+    save_tensors(params, &weights)?;
+    let tmp = json.with_extension("json.tmp");
+    let text = serde_json::to_string_pretty(card).map_err(|e| io_err(&json, e))?;
+    std::fs::write(&tmp, text).map_err(|e| io_err(&tmp, e))?;
+    std::fs::rename(&tmp, &json).map_err(|e| io_err(&json, e))
+}
+
+/// Loads a complete checkpoint; `Ok(None)` if its card does not exist.
+pub fn load(
+    stem: &Path,
+    device: &Device,
+) -> Result<Option<(HashMap<String, Tensor>, CheckpointCard)>> {
+    let (weights, json) = paths(stem);
+    if !json.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&json).map_err(|e| io_err(&json, e))?;
+    let card: CheckpointCard = serde_json::from_str(&text).map_err(|e| io_err(&json, e))?;
+    let params = load_tensors(&weights, device)?;
+    Ok(Some((params, card)))
+}

@@ -1,0 +1,25 @@
+//! Errors of the surgery crate.
+use std::path::PathBuf;
+
+#[derive(thiserror::Error, Debug)]
+pub enum SurgeryError {
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    #[error(transparent)]
+    Nn(#[from] ffw_nn::NnError),
+    #[error(transparent)]
+    Data(#[from] ffw_data::DataError),
+    #[error("non-finite {what} ({value}) in {phase} epoch {epoch}")]
+    NonFinite {
+        phase: &'static str,
+        what: &'static str,
+        epoch: usize,
+        value: f64,
+    },
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint { path: PathBuf, reason: String },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+pub type Result<T> = std::result::Result<T, SurgeryError>;

@@ -1,0 +1,22 @@
+//! Vanilla training and the FFW surgery (PROTOCOL §2–§4).
+//!
+//! Flow: [`vanilla`] trains the biased model; [`surgery`] learns gates on its frozen
+//! parameters against `CE + λ·MI`; [`evaluate`] scores any parameter map (vanilla, pruned)
+//! with a freshly trained privacy head.
+
+pub mod checkpoint;
+pub mod config;
+pub mod encode;
+pub mod error;
+pub mod evaluate;
+pub mod mi;
+pub mod optim;
+pub mod probe;
+pub mod progress;
+pub mod schedule;
+pub mod seeds;
+pub mod surgery;
+pub mod vanilla;
+
+pub use config::{FfwConfig, OptimizerConfig, ProbeConfig, VanillaConfig};
+pub use error::{Result, SurgeryError};

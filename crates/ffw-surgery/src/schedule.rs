@@ -1,0 +1,106 @@
+//! Plateau detection (PyTorch `ReduceLROnPlateau`, mode "min", relative threshold) and the
+//! schedules built on it: FFW's temperature and the probe's "train to plateau".
+
+/// Counts epochs without a relative improvement of `threshold` over the best value seen.
+#[derive(Clone, Debug)]
+pub struct Plateau {
+    threshold: f64,
+    patience: usize,
+    best: f64,
+    bad_epochs: usize,
+}
+
+impl Plateau {
+    pub fn new(threshold: f64, patience: usize) -> Self {
+        Self {
+            threshold,
+            patience,
+            best: f64::INFINITY,
+            bad_epochs: 0,
+        }
+    }
+
+    /// Records `value`; true once the no-improvement count exceeds the patience, after which
+    /// the count restarts (the best value is kept).
+    pub fn observe(&mut self, value: f64) -> bool {
+        if value < self.best * (1.0 - self.threshold) {
+            self.best = value;
+            self.bad_epochs = 0;
+        } else {
+            self.bad_epochs += 1;
+        }
+        if self.bad_epochs > self.patience {
+            self.bad_epochs = 0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// FFW's temperature: starts at 1 and is multiplied by `factor` on every plateau of the
+/// validation MI (PROTOCOL §4).
+#[derive(Clone, Debug)]
+pub struct Temperature {
+    pub value: f64,
+    factor: f64,
+    plateau: Plateau,
+}
+
+impl Temperature {
+    pub fn new(factor: f64, patience: usize, threshold: f64) -> Self {
+        Self {
+            value: 1.0,
+            factor,
+            plateau: Plateau::new(threshold, patience),
+        }
+    }
+
+    /// Steps on the epoch's validation MI; true if the temperature changed.
+    pub fn step(&mut self, mi: f64) -> bool {
+        let reduce = self.plateau.observe(mi);
+        if reduce {
+            self.value *= self.factor;
+        }
+        reduce
+    }
+}
+
+/// Multi-step learning rate: `lr0 · gamma^(number of milestones <= epoch)`.
+pub fn multi_step_lr(lr0: f64, milestones: &[usize], gamma: f64, epoch: usize) -> f64 {
+    lr0 * gamma.powi(milestones.iter().filter(|&&m| m <= epoch).count() as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reduction_comes_only_after_patience_is_exceeded() {
+        let mut t = Temperature::new(0.1, 2, 0.05);
+        assert!(!t.step(1.0)); // best = 1.0
+        assert!(!t.step(0.96)); // not 5% better: bad 1
+        assert!(!t.step(0.97)); // bad 2 (== patience, not exceeded)
+        assert!(t.step(0.99)); // bad 3 > 2: reduce
+        assert!((t.value - 0.1).abs() < 1e-12);
+        assert!(!t.step(0.99)); // count restarted: bad 1
+    }
+
+    #[test]
+    fn a_relative_improvement_beyond_the_threshold_resets_the_count() {
+        let mut t = Temperature::new(0.1, 1, 0.05);
+        t.step(1.0);
+        assert!(!t.step(0.99)); // bad 1
+        assert!(!t.step(0.94)); // 6% better than 1.0: reset, best 0.94
+        assert!(!t.step(0.93)); // bad 1 (0.93 >= 0.94·0.95)
+        assert!(t.step(0.93)); // bad 2 > 1
+        assert_eq!(t.value, 0.1);
+    }
+
+    #[test]
+    fn multi_step_lr_drops_at_milestones() {
+        assert_eq!(multi_step_lr(0.1, &[40, 60], 0.1, 39), 0.1);
+        assert!((multi_step_lr(0.1, &[40, 60], 0.1, 40) - 0.01).abs() < 1e-12);
+        assert!((multi_step_lr(0.1, &[40, 60], 0.1, 79) - 0.001).abs() < 1e-12);
+    }
+}

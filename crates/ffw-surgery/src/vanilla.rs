@@ -1,0 +1,104 @@
+//! Vanilla training on the biased train set (PROTOCOL §5): the model FFW later operates on.
+use std::collections::HashMap;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use ffw_data::dataset::epoch_order;
+use ffw_data::{Batch, Dataset};
+use ffw_nn::{Arch, Model, ParamStore};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{OptimizerConfig, VanillaConfig};
+use crate::error::{Result, SurgeryError};
+use crate::optim::{self, Optimizer};
+use crate::progress;
+use crate::schedule::multi_step_lr;
+use crate::seeds::sub_seed;
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct VanillaEpoch {
+    pub epoch: usize,
+    pub lr: f64,
+    pub loss: f64,
+    pub train_acc: f64,
+    pub secs: f64,
+}
+
+pub struct VanillaOutcome {
+    pub params: HashMap<String, Tensor>,
+    pub history: Vec<VanillaEpoch>,
+}
+
+fn base_lr(cfg: &OptimizerConfig) -> f64 {
+    match *cfg {
+        OptimizerConfig::Sgd { lr, .. } | OptimizerConfig::Adam { lr, .. } => lr,
+    }
+}
+
+/// One SGD/Adam step on a minibatch, BatchNorm in training mode; returns (loss, logits).
+pub fn train_step(model: &Model, opt: &mut dyn Optimizer, b: &Batch) -> Result<(f64, Tensor)> {
+    let logits = model.head(&model.features(&b.x, true)?)?;
+    let loss = candle_nn::loss::cross_entropy(&logits, &b.y)?;
+    opt.step(&loss.backward()?)?;
+    Ok((loss.to_scalar::<f32>()? as f64, logits))
+}
+
+pub fn train_vanilla(
+    arch: &Arch,
+    train: &Dataset,
+    cfg: &VanillaConfig,
+    seed: u64,
+    device: &Device,
+) -> Result<VanillaOutcome> {
+    let store = ParamStore::new(sub_seed(seed, "vanilla-init"), device);
+    let model = arch.build(store.var_builder())?;
+    let mut opt = optim::build(&cfg.optimizer, store.trainable());
+    let order_seed = sub_seed(seed, "vanilla-order");
+    let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
+    let pb = progress::bar((cfg.epochs * steps_per_epoch) as u64, "vanilla");
+    let mut history = Vec::with_capacity(cfg.epochs);
+    for epoch in 0..cfg.epochs {
+        let start = Instant::now();
+        let lr = multi_step_lr(base_lr(&cfg.optimizer), &cfg.milestones, cfg.gamma, epoch);
+        opt.set_lr(lr);
+        let (mut loss_sum, mut hits, mut seen) = (0.0f64, 0.0f64, 0usize);
+        for chunk in epoch_order(train.len(), order_seed, epoch as u64).chunks(cfg.batch_size) {
+            let b = train.batch(chunk, device)?;
+            let (loss, logits) = train_step(&model, opt.as_mut(), &b)?;
+            loss_sum += loss * chunk.len() as f64;
+            hits += crate::encode::accuracy(&logits, &b.y)? * chunk.len() as f64;
+            seen += chunk.len();
+            pb.inc(1);
+        }
+        let loss = loss_sum / seen as f64;
+        if !loss.is_finite() {
+            pb.abandon();
+            return Err(SurgeryError::NonFinite {
+                phase: "vanilla",
+                what: "loss",
+                epoch,
+                value: loss,
+            });
+        }
+        let e = VanillaEpoch {
+            epoch: epoch + 1,
+            lr,
+            loss,
+            train_acc: hits / seen as f64,
+            secs: start.elapsed().as_secs_f64(),
+        };
+        pb.set_message(format!("loss {:.4} acc {:.3}", e.loss, e.train_acc));
+        tracing::debug!(
+            epoch = e.epoch,
+            loss = e.loss,
+            train_acc = e.train_acc,
+            "vanilla epoch"
+        );
+        history.push(e);
+    }
+    pb.finish_and_clear();
+    Ok(VanillaOutcome {
+        params: store.snapshot()?,
+        history,
+    })
+}
