@@ -1,8 +1,8 @@
 //! Layer constructors with PyTorch's default initialisations, so that a model built here
 //! starts from the same distribution as the authors' PyTorch models.
-use candle_core::Result;
+use candle_core::{Module, ModuleT, Result, Tensor, Var};
 use candle_nn::init::{FanInOut, Init, NonLinearity, NormalOrUniform};
-use candle_nn::{BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Linear, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
 
 /// `nn.Linear`: weight and bias uniform in ±1/sqrt(fan_in) (kaiming_uniform with a = √5).
 pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
@@ -34,20 +34,78 @@ pub fn conv2d_same(in_c: usize, out_c: usize, kernel: usize, vb: VarBuilder) -> 
             up: bound,
         },
     )?;
-    let cfg = Conv2dConfig {
+    Ok(Conv2d {
+        weight: w,
+        bias: b,
+        stride: 1,
         padding: kernel / 2,
-        ..Default::default()
-    };
-    Ok(Conv2d::new(w, Some(b), cfg))
+    })
 }
 
-/// `nn.BatchNorm2d` defaults: eps 1e-5, momentum 0.1, weight 1, bias 0.
+/// A convolution with bias whose CPU path runs on [`ffw_kernels::conv2d`].
+pub struct Conv2d {
+    weight: Tensor,
+    bias: Tensor,
+    stride: usize,
+    padding: usize,
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = ffw_kernels::conv2d(x, &self.weight, self.stride, self.padding)?;
+        y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
+    }
+}
+
+/// `nn.BatchNorm2d` (eps 1e-5, momentum 0.1, weight 1, bias 0); training mode runs on the
+/// fused [`ffw_kernels::batch_norm_train`].
+pub struct BatchNorm {
+    weight: Tensor,
+    bias: Tensor,
+    running_mean: Var,
+    running_var: Var,
+}
+
+const BN_EPS: f64 = 1e-5;
+const BN_MOMENTUM: f64 = 0.1;
+
 pub fn batch_norm(features: usize, vb: VarBuilder) -> Result<BatchNorm> {
-    let cfg = BatchNormConfig {
-        eps: 1e-5,
-        remove_mean: true,
-        affine: true,
-        momentum: 0.1,
-    };
-    candle_nn::batch_norm(features, cfg, vb)
+    Ok(BatchNorm {
+        weight: vb.get_with_hints(features, "weight", Init::Const(1.0))?,
+        bias: vb.get_with_hints(features, "bias", Init::Const(0.0))?,
+        // The same Var as the store's when training, so the update below persists.
+        running_mean: Var::from_tensor(&vb.get_with_hints(
+            features,
+            "running_mean",
+            Init::Const(0.0),
+        )?)?,
+        running_var: Var::from_tensor(&vb.get_with_hints(
+            features,
+            "running_var",
+            Init::Const(1.0),
+        )?)?,
+    })
+}
+
+impl ModuleT for BatchNorm {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let shape = (1, (), 1, 1);
+        if train {
+            let (y, mean, var) =
+                ffw_kernels::batch_norm_train(x, &self.weight, &self.bias, BN_EPS)?;
+            let n = (x.elem_count() / x.dim(1)?) as f64;
+            // PyTorch keeps the unbiased variance in its running estimate.
+            let update = |run: &Var, stat: &Tensor| -> Result<()> {
+                run.set(&((run.as_tensor() * (1.0 - BN_MOMENTUM))? + (stat * BN_MOMENTUM)?)?)
+            };
+            update(&self.running_mean, &mean)?;
+            update(&self.running_var, &(&var * (n / (n - 1.0).max(1.0)))?)?;
+            return Ok(y);
+        }
+        let mean = self.running_mean.as_detached_tensor().reshape(shape)?;
+        let var = self.running_var.as_detached_tensor().reshape(shape)?;
+        let scale = (self.weight.reshape(shape)? / (var + BN_EPS)?.sqrt()?)?;
+        let shift = (self.bias.reshape(shape)? - (&mean * &scale)?)?;
+        x.broadcast_mul(&scale)?.broadcast_add(&shift)
+    }
 }

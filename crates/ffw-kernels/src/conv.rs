@@ -1,0 +1,528 @@
+//! 2-D convolution (groups 1, dilation 1, square kernel) as im2col + GEMM per image.
+use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Convolution of `x` `[N, C, H, W]` with `w` `[O, C, k, k]`, no bias. On the CPU with f32
+/// this uses the ops below; elsewhere it defers to candle's `conv2d`.
+pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    let (_, _, kh, kw) = w.dims4()?;
+    if x.device().is_cpu() && x.dtype() == DType::F32 && w.dtype() == DType::F32 && kh == kw {
+        x.contiguous()?
+            .apply_op2(&w.contiguous()?, Conv2dOp { stride, padding })
+    } else {
+        x.conv2d(w, padding, stride, 1, 1)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    ho: usize,
+    wo: usize,
+}
+
+impl Geometry {
+    fn new(x: &[usize], w: &[usize], stride: usize, pad: usize) -> Result<Self> {
+        let (&[n, c, h, wd], &[o, cw, k, k2]) = (x, w) else {
+            bail!("conv2d: expected 4-d input and kernel")
+        };
+        if c != cw || k != k2 || stride == 0 {
+            bail!("conv2d: input {x:?} and kernel {w:?} do not match (stride {stride})");
+        }
+        if h + 2 * pad < k || wd + 2 * pad < k {
+            bail!("conv2d: kernel {k} larger than padded input {h}x{wd}");
+        }
+        let ho = (h + 2 * pad - k) / stride + 1;
+        let wo = (wd + 2 * pad - k) / stride + 1;
+        Ok(Self {
+            n,
+            c,
+            h,
+            w: wd,
+            o,
+            k,
+            stride,
+            pad,
+            ho,
+            wo,
+        })
+    }
+    fn ckk(&self) -> usize {
+        self.c * self.k * self.k
+    }
+    fn out_hw(&self) -> usize {
+        self.ho * self.wo
+    }
+    fn in_len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+    fn out_len(&self) -> usize {
+        self.o * self.out_hw()
+    }
+    /// Input column of output column `ox` at kernel offset `kj`, if inside the image.
+    fn src(&self, out: usize, kern: usize, size: usize) -> Option<usize> {
+        (out * self.stride + kern)
+            .checked_sub(self.pad)
+            .filter(|&i| i < size)
+    }
+}
+
+/// `cols[(c, ki, kj), (oh, ow)] = x[c, oh·s + ki − p, ow·s + kj − p]` (0 outside).
+fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
+    let ohw = g.out_hw();
+    for c in 0..g.c {
+        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ki in 0..g.k {
+            for kj in 0..g.k {
+                let row = &mut cols[((c * g.k + ki) * g.k + kj) * ohw..][..ohw];
+                for oh in 0..g.ho {
+                    let dst = &mut row[oh * g.wo..(oh + 1) * g.wo];
+                    match g.src(oh, ki, g.h) {
+                        None => dst.fill(0.0),
+                        Some(ih) => {
+                            let src = &plane[ih * g.w..(ih + 1) * g.w];
+                            for (ow, d) in dst.iter_mut().enumerate() {
+                                *d = g.src(ow, kj, g.w).map_or(0.0, |iw| src[iw]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: accumulates every column entry back into its input pixel.
+fn col2im(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
+    let ohw = g.out_hw();
+    dx.fill(0.0);
+    for c in 0..g.c {
+        let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ki in 0..g.k {
+            for kj in 0..g.k {
+                let row = &cols[((c * g.k + ki) * g.k + kj) * ohw..][..ohw];
+                for oh in 0..g.ho {
+                    let Some(ih) = g.src(oh, ki, g.h) else {
+                        continue;
+                    };
+                    let dst = &mut plane[ih * g.w..(ih + 1) * g.w];
+                    for (ow, v) in row[oh * g.wo..(oh + 1) * g.wo].iter().enumerate() {
+                        if let Some(iw) = g.src(ow, kj, g.w) {
+                            dst[iw] += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Row-major `dst[m×n] (+)= A·B` with `A(i,l) = a[i·ars + l·acs]`, `B(l,j) = b[l·brs + j·bcs]`.
+/// Single-threaded: the callers parallelise over the batch.
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    acc: bool,
+    a: &[f32],
+    ars: usize,
+    acs: usize,
+    b: &[f32],
+    brs: usize,
+    bcs: usize,
+) {
+    debug_assert!(dst.len() >= m * n);
+    // SAFETY: every index the strides describe lies inside the slices (checked by the callers'
+    // geometry: a is m×k, b is k×n, dst is m×n).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            acc,
+            a.as_ptr(),
+            acs as isize,
+            ars as isize,
+            b.as_ptr(),
+            bcs as isize,
+            brs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else {
+        bail!("conv2d {what}: only f32 is supported")
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => bail!("conv2d {what}: expected a contiguous tensor"),
+    }
+}
+
+/// Forward: `(x, w) → y`.
+struct Conv2dOp {
+    stride: usize,
+    padding: usize,
+}
+
+impl CustomOp2 for Conv2dOp {
+    fn name(&self) -> &'static str {
+        "ffw-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = Geometry::new(l1.dims(), l2.dims(), self.stride, self.padding)?;
+        let (x, w) = (f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "kernel")?);
+        let mut out = vec![0f32; g.n * g.out_len()];
+        out.par_chunks_mut(g.out_len()).enumerate().for_each_init(
+            || vec![0f32; g.ckk() * g.out_hw()],
+            |cols, (i, y)| {
+                im2col(&g, &x[i * g.in_len()..(i + 1) * g.in_len()], cols);
+                gemm(
+                    g.o,
+                    g.out_hw(),
+                    g.ckk(),
+                    y,
+                    false,
+                    w,
+                    g.ckk(),
+                    1,
+                    cols,
+                    g.out_hw(),
+                    1,
+                );
+            },
+        );
+        Ok((CpuStorage::F32(out), Shape::from((g.n, g.o, g.ho, g.wo))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let (_, _, h, wd) = x.dims4()?;
+        // Data inputs need no gradient: skipping it saves a third of the first layer's work.
+        let gx = if x.track_op() {
+            Some(grad.apply_op2_no_bwd(
+                w,
+                &InputGradOp {
+                    stride: self.stride,
+                    padding: self.padding,
+                    h,
+                    w: wd,
+                },
+            )?)
+        } else {
+            None
+        };
+        let gw = if w.track_op() {
+            Some(x.apply_op2_no_bwd(
+                &grad,
+                &WeightGradOp {
+                    stride: self.stride,
+                    padding: self.padding,
+                    k: w.dim(2)?,
+                },
+            )?)
+        } else {
+            None
+        };
+        Ok((gx, gw))
+    }
+}
+
+/// `(dy, w) → dx`: `dx = col2im(wᵀ · dy)` per image.
+struct InputGradOp {
+    stride: usize,
+    padding: usize,
+    h: usize,
+    w: usize,
+}
+
+impl CustomOp2 for InputGradOp {
+    fn name(&self) -> &'static str {
+        "ffw-conv2d-input-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, o, _, _) = l1.shape().dims4()?;
+        let c = l2.dims()[1];
+        let g = Geometry::new(
+            &[n, c, self.h, self.w],
+            l2.dims(),
+            self.stride,
+            self.padding,
+        )?;
+        if l1.dims() != [n, o, g.ho, g.wo] {
+            bail!(
+                "conv2d input grad: gradient shape {:?} does not match {:?}",
+                l1.dims(),
+                g
+            );
+        }
+        let (dy, w) = (f32_slice(s1, l1, "grad")?, f32_slice(s2, l2, "kernel")?);
+        let mut dx = vec![0f32; n * g.in_len()];
+        dx.par_chunks_mut(g.in_len()).enumerate().for_each_init(
+            || vec![0f32; g.ckk() * g.out_hw()],
+            |cols, (i, dxi)| {
+                let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
+                gemm(
+                    g.ckk(),
+                    g.out_hw(),
+                    g.o,
+                    cols,
+                    false,
+                    w,
+                    1,
+                    g.ckk(),
+                    dyi,
+                    g.out_hw(),
+                    1,
+                );
+                col2im(&g, cols, dxi);
+            },
+        );
+        Ok((CpuStorage::F32(dx), Shape::from((n, c, self.h, self.w))))
+    }
+}
+
+/// `(x, dy) → dw`: `dw = Σₙ dyₙ · im2col(xₙ)ᵀ`, one partial sum per worker.
+struct WeightGradOp {
+    stride: usize,
+    padding: usize,
+    k: usize,
+}
+
+impl CustomOp2 for WeightGradOp {
+    fn name(&self) -> &'static str {
+        "ffw-conv2d-weight-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (_, c, _, _) = l1.shape().dims4()?;
+        let o = l2.dims()[1];
+        let g = Geometry::new(
+            l1.dims(),
+            &[o, c, self.k, self.k],
+            self.stride,
+            self.padding,
+        )?;
+        if l2.dims() != [g.n, o, g.ho, g.wo] {
+            bail!(
+                "conv2d weight grad: gradient shape {:?} does not match {:?}",
+                l2.dims(),
+                g
+            );
+        }
+        let (x, dy) = (f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "grad")?);
+        let workers = rayon::current_num_threads().clamp(1, g.n.max(1));
+        let per = g.n.div_ceil(workers);
+        let dw = (0..workers)
+            .into_par_iter()
+            .map(|t| {
+                let mut dw = vec![0f32; g.o * g.ckk()];
+                let mut cols = vec![0f32; g.ckk() * g.out_hw()];
+                for i in (t * per)..((t + 1) * per).min(g.n) {
+                    im2col(&g, &x[i * g.in_len()..(i + 1) * g.in_len()], &mut cols);
+                    let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
+                    gemm(
+                        g.o,
+                        g.ckk(),
+                        g.out_hw(),
+                        &mut dw,
+                        i > t * per,
+                        dyi,
+                        g.out_hw(),
+                        1,
+                        &cols,
+                        1,
+                        g.out_hw(),
+                    );
+                }
+                dw
+            })
+            .reduce_with(|mut a, b| {
+                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                a
+            })
+            .unwrap_or_else(|| vec![0f32; g.o * g.ckk()]);
+        Ok((CpuStorage::F32(dw), Shape::from((o, c, self.k, self.k))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+    use rand::{Rng, SeedableRng};
+
+    fn random(shape: &[usize], rng: &mut rand_chacha::ChaCha8Rng) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    /// Forward and both gradients against candle's reference convolution.
+    fn check(
+        n: usize,
+        c: usize,
+        h: usize,
+        w: usize,
+        o: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        seed: u64,
+    ) {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let x = Var::from_tensor(&random(&[n, c, h, w], &mut rng)).unwrap();
+        let wt = Var::from_tensor(&random(&[o, c, k, k], &mut rng)).unwrap();
+        let ours = conv2d(x.as_tensor(), wt.as_tensor(), stride, pad).unwrap();
+        let reference = x
+            .as_tensor()
+            .conv2d(wt.as_tensor(), pad, stride, 1, 1)
+            .unwrap();
+        assert_eq!(ours.dims(), reference.dims());
+        let tol = 1e-4 * (c * k * k) as f32;
+        assert!(
+            max_diff(&ours, &reference) < tol,
+            "forward {n} {c} {h} {w} {o} {k} s{stride} p{pad}"
+        );
+        // A random projection of the output makes every gradient entry distinct.
+        let proj = random(ours.dims(), &mut rng);
+        let g1 = (&ours * &proj)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g2 = (&reference * &proj)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for (name, v) in [("input", &x), ("kernel", &wt)] {
+            let (a, b) = (
+                g1.get(v.as_tensor()).unwrap(),
+                g2.get(v.as_tensor()).unwrap(),
+            );
+            let scale = b
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                .max(1.0);
+            assert!(
+                max_diff(a, b) < 1e-4 * scale * (n * o) as f32,
+                "{name} grad {n} {c} {h} {w} {o} {k} s{stride} p{pad}"
+            );
+        }
+    }
+
+    #[test]
+    fn matches_candle_on_the_models_shapes() {
+        check(3, 3, 28, 28, 16, 7, 1, 3, 1); // SimpleConvNet k=7, first layer
+        check(2, 16, 28, 28, 32, 3, 1, 1, 2); // SimpleConvNet k=3
+        check(2, 8, 16, 16, 8, 3, 2, 1, 3); // ResNet downsampling 3x3
+        check(2, 4, 9, 9, 6, 1, 2, 0, 4); // ResNet 1x1 shortcut
+    }
+
+    #[test]
+    fn matches_candle_on_random_shapes() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
+        for case in 0..12 {
+            let k = [1, 3, 5, 7][rng.gen_range(0..4)];
+            let stride = rng.gen_range(1..=3);
+            let pad = rng.gen_range(0..=k / 2);
+            // candle's reference backward mis-shapes the input gradient when the stride does
+            // not divide (size + 2·pad − k), so the sizes are drawn from exact output sizes.
+            let size = |rng: &mut rand_chacha::ChaCha8Rng| {
+                (rng.gen_range(2..6) - 1) * stride + k - 2 * pad
+            };
+            let (h, w) = (size(&mut rng), size(&mut rng));
+            check(
+                rng.gen_range(1..4),
+                rng.gen_range(1..5),
+                h,
+                w,
+                rng.gen_range(1..6),
+                k,
+                stride,
+                pad,
+                100 + case,
+            );
+        }
+    }
+
+    #[test]
+    fn a_constant_input_needs_no_gradient() {
+        let x = Tensor::ones((1, 2, 5, 5), DType::F32, &Device::Cpu).unwrap();
+        let w = Var::ones((3, 2, 3, 3), DType::F32, &Device::Cpu).unwrap();
+        let grads = conv2d(&x, w.as_tensor(), 1, 1)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert!(grads.get(&x).is_none());
+        // Interior output pixels see all 18 inputs; the kernel gradient sums the input window.
+        let gw = grads.get(w.as_tensor()).unwrap();
+        assert_eq!(gw.dims(), &[3, 2, 3, 3]);
+        assert_eq!(gw.flatten_all().unwrap().to_vec1::<f32>().unwrap()[4], 25.0);
+    }
+}
