@@ -79,7 +79,14 @@ pub fn run(config_path: &Path, output: Option<PathBuf>, seed: Option<u64>) -> Re
             if other.is_some() {
                 tracing::warn!(checkpoint = %stem.display(), "checkpoint was made with another configuration; retraining");
             }
-            let outcome = train_vanilla(&arch, &splits.train, &cfg.vanilla, cfg.seed, &device)?;
+            let outcome = train_vanilla(
+                &arch,
+                &splits.train,
+                Some(&splits.unbiased_val),
+                &cfg.vanilla,
+                cfg.seed,
+                &device,
+            )?;
             let card = CheckpointCard {
                 arch: arch.clone(),
                 provenance,

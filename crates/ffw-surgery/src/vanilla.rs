@@ -21,6 +21,8 @@ pub struct VanillaEpoch {
     pub lr: f64,
     pub loss: f64,
     pub train_acc: f64,
+    /// Task accuracy on the monitoring split (unbiased validation), BatchNorm in eval mode.
+    pub monitor_acc: Option<f64>,
     pub secs: f64,
 }
 
@@ -43,9 +45,12 @@ pub fn train_step(model: &Model, opt: &mut dyn Optimizer, b: &Batch) -> Result<(
     Ok((loss.to_scalar::<f32>()? as f64, logits))
 }
 
+/// Trains from a seeded initialisation; `monitor`, if given, is scored after every epoch so
+/// the history shows when the model starts to learn more than the shortcut.
 pub fn train_vanilla(
     arch: &Arch,
     train: &Dataset,
+    monitor: Option<&Dataset>,
     cfg: &VanillaConfig,
     seed: u64,
     device: &Device,
@@ -85,13 +90,22 @@ pub fn train_vanilla(
             lr,
             loss,
             train_acc: hits / seen as f64,
+            monitor_acc: match monitor {
+                Some(m) => {
+                    let enc = crate::encode::encode(&model, m, device)?;
+                    Some(crate::encode::accuracy(&enc.logits, &enc.labels)?)
+                }
+                None => None,
+            },
             secs: start.elapsed().as_secs_f64(),
         };
         pb.set_message(format!("loss {:.4} acc {:.3}", e.loss, e.train_acc));
-        tracing::debug!(
+        tracing::info!(
             epoch = e.epoch,
             loss = e.loss,
             train_acc = e.train_acc,
+            monitor_acc = e.monitor_acc,
+            secs = e.secs,
             "vanilla epoch"
         );
         history.push(e);
