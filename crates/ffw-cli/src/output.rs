@@ -1,15 +1,8 @@
-//! The result file: one JSON document per run, written atomically (temp file + rename) so an
-//! interrupted or failed run never leaves a half-written result.
-use std::collections::BTreeMap;
-use std::path::Path;
-
-use anyhow::{Context, Result};
-use ffw_surgery::evaluate::MaskReport;
-use ffw_surgery::surgery::{Checkpoint, FfwEpoch};
-use ffw_surgery::vanilla::VanillaEpoch;
+//! The `ffw run` result: one JSON document combining the run's vanilla job and FFW jobs,
+//! written atomically so a failed run never leaves a half-written result.
+use ffw_sweep::pipeline::{FfwResult, VanillaResult};
+use ffw_sweep::RunConfig;
 use serde::Serialize;
-
-use crate::config::RunConfig;
 
 #[derive(Serialize)]
 pub struct Versions {
@@ -23,35 +16,51 @@ pub const VERSIONS: Versions = Versions {
 };
 
 #[derive(Serialize)]
-pub struct VariantResult {
-    pub variant: ffw_nn::Variant,
-    /// The mask at the end of the temperature schedule.
-    pub final_mask: MaskReport,
-    /// The intermediate mask with the lowest validation bias accuracy, and its epoch.
-    pub best_intermediate: Option<(usize, MaskReport)>,
-    pub epochs: Vec<FfwEpoch>,
-    pub temperature_changes: Vec<Checkpoint>,
-    pub wall_secs: f64,
-}
-
-#[derive(Serialize)]
 pub struct RunResult {
     pub config: RunConfig,
     pub seed: u64,
     pub versions: Versions,
-    pub data_sizes: BTreeMap<&'static str, usize>,
-    pub vanilla_trained: bool,
-    pub vanilla_history: Vec<VanillaEpoch>,
-    pub vanilla: MaskReport,
-    pub ffw: Vec<VariantResult>,
-    /// Wall-clock seconds per phase (data, vanilla, vanilla_eval, ffw_<variant>).
-    pub wall_secs: BTreeMap<String, f64>,
+    /// Job identities (directories under `jobs/`): the vanilla job, then one per variant.
+    pub jobs: Vec<String>,
+    pub vanilla: VanillaResult,
+    pub ffw: Vec<FfwResult>,
 }
 
-pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    let text = serde_json::to_string_pretty(value)?;
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+pub fn print_summary(r: &RunResult) {
+    let pct = |v: f64| format!("{:6.2}", 100.0 * v);
+    let bias = |v: &[f64]| v.iter().map(|b| pct(*b)).collect::<Vec<_>>().join("/");
+    println!(
+        "{:<30} {:>7} {:>7} {:>9}",
+        "unbiased test", "task %", "bias %", "sparsity"
+    );
+    let v = &r.vanilla.report.test;
+    println!(
+        "{:<30} {} {} {:>9}",
+        "vanilla",
+        pct(v.task_acc),
+        bias(&v.bias_acc),
+        "-"
+    );
+    for f in &r.ffw {
+        let name = format!("{:?}", f.variant).to_lowercase();
+        let rows = std::iter::once((format!("ffw {name} (final)"), &f.final_mask)).chain(
+            f.best_intermediate
+                .iter()
+                .map(|(e, m)| (format!("ffw {name} (best, epoch {e})"), m)),
+        );
+        for (label, m) in rows {
+            let s = m
+                .sparsity
+                .as_ref()
+                .map(|s| pct(s.global))
+                .unwrap_or_default();
+            println!(
+                "{:<30} {} {} {:>9}",
+                label,
+                pct(m.test.task_acc),
+                bias(&m.test.bias_acc),
+                s
+            );
+        }
+    }
 }

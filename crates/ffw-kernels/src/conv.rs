@@ -321,7 +321,7 @@ impl CustomOp2 for InputGradOp {
     }
 }
 
-/// `(x, dy) → dw`: `dw = Σₙ dyₙ · im2col(xₙ)ᵀ`, one partial sum per worker.
+/// `(x, dy) → dw`: `dw = Σₙ dyₙ · im2col(xₙ)ᵀ`.
 struct WeightGradOp {
     stride: usize,
     padding: usize,
@@ -356,14 +356,15 @@ impl CustomOp2 for WeightGradOp {
             );
         }
         let (x, dy) = (f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "grad")?);
-        let workers = rayon::current_num_threads().clamp(1, g.n.max(1));
-        let per = g.n.div_ceil(workers);
-        let dw = (0..workers)
+        // Fixed groups of images, summed in order: the result does not depend on the number
+        // of threads, so a sweep gives the same numbers on any rank layout.
+        const GROUP: usize = 4;
+        let partials: Vec<Vec<f32>> = (0..g.n.div_ceil(GROUP))
             .into_par_iter()
-            .map(|t| {
+            .map(|grp| {
                 let mut dw = vec![0f32; g.o * g.ckk()];
                 let mut cols = vec![0f32; g.ckk() * g.out_hw()];
-                for i in (t * per)..((t + 1) * per).min(g.n) {
+                for i in grp * GROUP..((grp + 1) * GROUP).min(g.n) {
                     im2col(&g, &x[i * g.in_len()..(i + 1) * g.in_len()], &mut cols);
                     let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
                     gemm(
@@ -371,7 +372,7 @@ impl CustomOp2 for WeightGradOp {
                         g.ckk(),
                         g.out_hw(),
                         &mut dw,
-                        i > t * per,
+                        i > grp * GROUP,
                         dyi,
                         g.out_hw(),
                         1,
@@ -382,11 +383,11 @@ impl CustomOp2 for WeightGradOp {
                 }
                 dw
             })
-            .reduce_with(|mut a, b| {
-                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-                a
-            })
-            .unwrap_or_else(|| vec![0f32; g.o * g.ckk()]);
+            .collect();
+        let mut dw = vec![0f32; g.o * g.ckk()];
+        for p in partials {
+            dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+        }
         Ok((CpuStorage::F32(dw), Shape::from((o, c, self.k, self.k))))
     }
 }

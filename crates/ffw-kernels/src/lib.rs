@@ -5,6 +5,8 @@
 
 pub mod batch_norm;
 pub mod conv;
+pub mod tanh;
 
 pub use batch_norm::batch_norm_train;
 pub use conv::conv2d;
+pub use tanh::tanh;

@@ -39,7 +39,11 @@ impl SimpleConvNet {
         let mut h = x.clone();
         for (i, (conv, bn)) in self.convs.iter().zip(&self.bns).enumerate() {
             h = bn.forward_t(&conv.forward(&h)?, train)?;
-            h = if i == 3 { h.tanh()? } else { h.relu()? };
+            h = if i == 3 {
+                ffw_kernels::tanh(&h)?
+            } else {
+                h.relu()?
+            };
         }
         h.mean((2, 3))
     }

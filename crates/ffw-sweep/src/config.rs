@@ -1,14 +1,16 @@
-//! The run configuration (TOML): data, model, vanilla training and FFW sections. Unknown
-//! keys and out-of-range values are errors naming the key.
+//! Experiment configuration (TOML): data, model, vanilla training, FFW, and the sweep axes.
+//! `ffw run` uses the base values; `ffw sweep` expands every axis listed under `[sweep]`.
+//! Unknown keys and out-of-range values are errors naming the key.
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
 use ffw_data::biased_mnist::BiasedMnistConfig;
 use ffw_nn::{Arch, Variant};
 use ffw_surgery::{FfwConfig, VanillaConfig};
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize, Clone, Debug)]
+use crate::error::{Result, SweepError};
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
     #[serde(default)]
@@ -21,9 +23,11 @@ pub struct RunConfig {
     pub vanilla: VanillaConfig,
     #[serde(default)]
     pub ffw: FfwSection,
+    #[serde(default)]
+    pub sweep: SweepAxes,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum DataConfig {
     BiasedMnist {
@@ -49,7 +53,7 @@ fn default_unbiased_rho() -> f64 {
     0.1
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// SimpleConvNet kernel size (the paper uses 7).
@@ -62,7 +66,7 @@ fn default_kernel() -> usize {
 }
 
 /// FFW settings plus the variants to run on the same vanilla model.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct FfwSection {
     pub variants: Vec<Variant>,
@@ -79,7 +83,45 @@ impl Default for FfwSection {
     }
 }
 
+/// The grid of a sweep: every listed value replaces the base config's. Empty = base value.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SweepAxes {
+    pub seeds: Vec<u64>,
+    pub rho: Vec<f64>,
+    pub lambda: Vec<f64>,
+    pub vanilla_epochs: Vec<usize>,
+    /// Extra attempts for a failed job before it counts as failed for good.
+    pub retries: usize,
+}
+
+impl Default for SweepAxes {
+    fn default() -> Self {
+        Self {
+            seeds: vec![],
+            rho: vec![],
+            lambda: vec![],
+            vanilla_epochs: vec![],
+            retries: 1,
+        }
+    }
+}
+
 impl DataConfig {
+    pub fn rho(&self) -> f64 {
+        match self {
+            DataConfig::BiasedMnist { rho, .. } => *rho,
+        }
+    }
+
+    pub fn with_rho(&self, value: f64) -> Self {
+        let mut d = self.clone();
+        match &mut d {
+            DataConfig::BiasedMnist { rho, .. } => *rho = value,
+        }
+        d
+    }
+
     pub fn biased_mnist(&self) -> (PathBuf, BiasedMnistConfig) {
         match self {
             DataConfig::BiasedMnist {
@@ -105,14 +147,30 @@ impl DataConfig {
     }
 }
 
+fn bad(key: &str, msg: impl std::fmt::Display) -> SweepError {
+    SweepError::Config(format!("{key}: {msg}"))
+}
+
+fn check_rho(key: &str, rho: f64) -> Result<()> {
+    if (0.0..=1.0).contains(&rho) {
+        Ok(())
+    } else {
+        Err(bad(key, format!("must be in [0, 1], got {rho}")))
+    }
+}
+
 impl RunConfig {
+    /// Reads, parses and validates; every error names the file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config {}", path.display()))?;
+        let at = |e: SweepError| SweepError::File {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let text =
+            std::fs::read_to_string(path).map_err(|e| at(SweepError::Config(e.to_string())))?;
         let cfg: RunConfig =
-            toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
-        cfg.validate()
-            .with_context(|| format!("invalid config {}", path.display()))?;
+            toml::from_str(&text).map_err(|e| at(SweepError::Config(e.to_string())))?;
+        cfg.validate().map_err(at)?;
         Ok(cfg)
     }
 
@@ -133,12 +191,8 @@ impl RunConfig {
             n_test,
             ..
         } = &self.data;
-        if !(0.0..=1.0).contains(rho) {
-            bail!("data.rho: must be in [0, 1], got {rho}");
-        }
-        if !(0.0..=1.0).contains(unbiased_rho) {
-            bail!("data.unbiased_rho: must be in [0, 1], got {unbiased_rho}");
-        }
+        check_rho("data.rho", *rho)?;
+        check_rho("data.unbiased_rho", *unbiased_rho)?;
         for (key, v) in [
             ("data.n_unbiased_train", Some(*n_unbiased_train)),
             ("data.n_unbiased_val", Some(*n_unbiased_val)),
@@ -146,19 +200,50 @@ impl RunConfig {
             ("data.n_test", *n_test),
         ] {
             if v == Some(0) {
-                bail!("{key}: must be > 0");
+                return Err(bad(key, "must be > 0"));
             }
         }
-        self.arch().validate().context("model")?;
+        self.arch().validate().map_err(|e| bad("model", e))?;
         self.vanilla.validate()?;
         if self.vanilla.epochs == 0 {
-            bail!("vanilla.epochs: must be > 0");
+            return Err(bad("vanilla.epochs", "must be > 0"));
         }
         if self.ffw.variants.is_empty() {
-            bail!("ffw.variants: name at least one of \"unstructured\", \"structured\"");
+            return Err(bad(
+                "ffw.variants",
+                "name at least one of \"unstructured\", \"structured\"",
+            ));
         }
         self.ffw.settings.validate()?;
+        for &r in &self.sweep.rho {
+            check_rho("sweep.rho", r)?;
+        }
+        if let Some(l) = self
+            .sweep
+            .lambda
+            .iter()
+            .find(|l| !(**l >= 0.0 && l.is_finite()))
+        {
+            return Err(bad(
+                "sweep.lambda",
+                format!("every value must be >= 0, got {l}"),
+            ));
+        }
+        if self.sweep.vanilla_epochs.contains(&0) {
+            return Err(bad("sweep.vanilla_epochs", "every value must be > 0"));
+        }
         Ok(())
+    }
+
+    /// The output directory: `--output`, else the config's `output`, else results/<stem>.
+    pub fn output_dir(&self, config_path: &Path, cli: Option<PathBuf>) -> PathBuf {
+        cli.or_else(|| self.output.clone()).unwrap_or_else(|| {
+            let stem = config_path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "run".into());
+            PathBuf::from("results").join(stem)
+        })
     }
 }
 
@@ -176,7 +261,7 @@ mod tests {
     "#;
 
     fn parse(text: &str) -> Result<RunConfig> {
-        let cfg: RunConfig = toml::from_str(text)?;
+        let cfg: RunConfig = toml::from_str(text).map_err(|e| SweepError::Config(e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -187,23 +272,30 @@ mod tests {
         assert_eq!(cfg.vanilla, VanillaConfig::default());
         assert_eq!(cfg.ffw.settings.lambda, 10.0);
         assert_eq!(cfg.ffw.variants, vec![Variant::Unstructured]);
+        assert_eq!(cfg.sweep, SweepAxes::default());
     }
 
     #[test]
     fn unknown_keys_are_named() {
         let err = parse(&format!("{MINIMAL}\n[ffw]\nlambdaa = 3\n")).unwrap_err();
-        assert!(format!("{err:#}").contains("lambdaa"), "{err:#}");
+        assert!(err.to_string().contains("lambdaa"), "{err}");
         let err = parse(&MINIMAL.replace("kernel = 3", "kernel = 3\nwidth = 2")).unwrap_err();
-        assert!(format!("{err:#}").contains("width"), "{err:#}");
+        assert!(err.to_string().contains("width"), "{err}");
+        let err = parse(&format!("{MINIMAL}\n[sweep]\nlambdas = [1]\n")).unwrap_err();
+        assert!(err.to_string().contains("lambdas"), "{err}");
+        let err = parse(&MINIMAL.replace("biased_mnist", "cifar")).unwrap_err();
+        assert!(err.to_string().contains("cifar"), "{err}");
     }
 
     #[test]
     fn out_of_range_values_are_named() {
         let err = parse(&MINIMAL.replace("rho = 0.99", "rho = 1.5")).unwrap_err();
-        assert!(format!("{err:#}").contains("data.rho"), "{err:#}");
+        assert!(err.to_string().contains("data.rho"), "{err}");
         let err = parse(&format!("{MINIMAL}\n[ffw]\nlambda = -1\n")).unwrap_err();
-        assert!(format!("{err:#}").contains("ffw.lambda"), "{err:#}");
+        assert!(err.to_string().contains("ffw.lambda"), "{err}");
         let err = parse(&MINIMAL.replace("kernel = 3", "kernel = 4")).unwrap_err();
-        assert!(format!("{err:#}").contains("kernel"), "{err:#}");
+        assert!(err.to_string().contains("kernel"), "{err}");
+        let err = parse(&format!("{MINIMAL}\n[sweep]\nrho = [0.9, 2.0]\n")).unwrap_err();
+        assert!(err.to_string().contains("sweep.rho"), "{err}");
     }
 }

@@ -1,0 +1,124 @@
+//! `ffw sweep`: every job of a config's grid, on one process or over MPI ranks, resumable.
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use candle_core::Device;
+use ffw_sweep::exec::{run_local, Counts};
+use ffw_sweep::grid::expand;
+use ffw_sweep::store::{JobState, Store};
+use ffw_sweep::RunConfig;
+
+pub struct SweepArgs {
+    pub config: PathBuf,
+    pub output: Option<PathBuf>,
+    pub dry_run: bool,
+    pub retries: Option<usize>,
+}
+
+fn dry_run(cfg_path: &Path, store: &Store, jobs: &[ffw_sweep::grid::Job]) -> Result<()> {
+    let states = store.states(jobs)?;
+    let (mut done, mut incomplete, mut failed, mut fresh) = (0, 0, 0, 0);
+    for j in jobs {
+        let state = match &states[&j.id] {
+            JobState::Done => {
+                done += 1;
+                "done".to_string()
+            }
+            JobState::Incomplete => {
+                incomplete += 1;
+                "incomplete".to_string()
+            }
+            JobState::Failed { attempts, error } => {
+                failed += 1;
+                format!("failed x{attempts} ({error})")
+            }
+            JobState::NotStarted => {
+                fresh += 1;
+                "not started".to_string()
+            }
+        };
+        println!("{}  {:<12} {}", j.id, state, j.describe(jobs));
+    }
+    println!(
+        "{} jobs: {done} done, {incomplete} incomplete, {failed} failed, {fresh} not started ({})",
+        jobs.len(),
+        cfg_path.display()
+    );
+    Ok(())
+}
+
+fn report(counts: Counts, out: &Path) -> Result<()> {
+    println!(
+        "sweep {}: {} done, {} failed, {} skipped (journal: {})",
+        out.display(),
+        counts.done,
+        counts.failed,
+        counts.skipped,
+        out.join("journal.jsonl").display()
+    );
+    if counts.failed + counts.skipped > 0 {
+        bail!(
+            "{} jobs failed and {} were skipped; rerun the same command to retry them",
+            counts.failed,
+            counts.skipped
+        );
+    }
+    Ok(())
+}
+
+pub fn sweep(args: SweepArgs, threads_set: bool) -> Result<()> {
+    // Everything the user wrote is checked before any rank starts working.
+    let cfg = RunConfig::load(&args.config)?;
+    let out = cfg.output_dir(&args.config, args.output.clone());
+    let retries = args.retries.unwrap_or(cfg.sweep.retries);
+    let jobs = expand(&cfg);
+    let store = Store::open(&out)?;
+    if args.dry_run {
+        return dry_run(&args.config, &store, &jobs);
+    }
+    distribute(&store, jobs, retries, threads_set, &out)
+}
+
+#[cfg(feature = "mpi")]
+fn distribute(
+    store: &Store,
+    jobs: Vec<ffw_sweep::grid::Job>,
+    retries: usize,
+    threads_set: bool,
+    out: &Path,
+) -> Result<()> {
+    use mpi::traits::Communicator;
+    let universe =
+        mpi::initialize().ok_or_else(|| anyhow::anyhow!("MPI was already initialised"))?;
+    let world = universe.world();
+    if world.size() == 1 {
+        return report(run_local(store, jobs, retries, &Device::Cpu)?, out);
+    }
+    let (local_rank, local_size) = ffw_sweep::distributed::node_local(&world);
+    if !threads_set && std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // CPU workers share the node's cores; the coordinator needs almost none.
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let share = (cores / local_size.max(1) as usize).max(1);
+        std::env::set_var("RAYON_NUM_THREADS", share.to_string());
+    }
+    // One GPU per node-local rank when built with CUDA; the CPU otherwise.
+    let device = Device::cuda_if_available(local_rank as usize)?;
+    tracing::debug!(rank = world.rank(), local_rank, ?device, "worker ready");
+    match ffw_sweep::distributed::run(&world, store, jobs, retries, &device)? {
+        Some(counts) => report(counts, out),
+        None => Ok(()),
+    }
+}
+
+#[cfg(not(feature = "mpi"))]
+fn distribute(
+    store: &Store,
+    jobs: Vec<ffw_sweep::grid::Job>,
+    retries: usize,
+    _threads_set: bool,
+    out: &Path,
+) -> Result<()> {
+    report(run_local(store, jobs, retries, &Device::Cpu)?, out)
+}

@@ -1,0 +1,399 @@
+//! Running jobs: one job in its directory (panics and errors become a failed job, never a
+//! dead sweep), the dependency-aware scheduler, and the single-process loop.
+use std::collections::HashMap;
+use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
+
+use candle_core::Device;
+
+use crate::error::{Result, SweepError};
+use crate::grid::{Job, JobSpec};
+use crate::pipeline::{run_ffw_job, run_vanilla};
+use crate::store::{write_json_atomic, Event, EventKind, JobState, Store};
+
+/// Test hook: job ids starting with any of these comma-separated prefixes fail on purpose,
+/// so the failure, retry and skip paths can be exercised end to end.
+pub const FAIL_ENV: &str = "FFW_FAIL_JOBS";
+
+fn log_line(store: &Store, id: &str, line: &str) {
+    let path = store.job_dir(id).join("log.txt");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+fn execute(store: &Store, job: &Job, jobs: &[Job], device: &Device) -> Result<serde_json::Value> {
+    if let Ok(list) = std::env::var(FAIL_ENV) {
+        if list
+            .split(',')
+            .any(|p| !p.is_empty() && job.id.starts_with(p))
+        {
+            return Err(SweepError::Job {
+                job: job.id.clone(),
+                reason: format!("failure injected by {FAIL_ENV}"),
+            });
+        }
+    }
+    let dir = store.job_dir(&job.id);
+    std::fs::create_dir_all(&dir).map_err(|e| SweepError::io(&dir, e))?;
+    write_json_atomic(
+        &dir.join("spec.json"),
+        &serde_json::to_value(&job.spec).expect("specs serialise"),
+    )?;
+    let value = match &job.spec {
+        JobSpec::Vanilla(spec) => {
+            serde_json::to_value(run_vanilla(spec, job.seed(), &dir, device)?)
+        }
+        JobSpec::Ffw(spec) => {
+            let parent =
+                jobs.iter()
+                    .find(|j| j.id == spec.vanilla)
+                    .ok_or_else(|| SweepError::Job {
+                        job: job.id.clone(),
+                        reason: format!("vanilla job {} is not in the grid", spec.vanilla),
+                    })?;
+            let JobSpec::Vanilla(vspec) = &parent.spec else {
+                return Err(SweepError::Job {
+                    job: job.id.clone(),
+                    reason: "dependency is not a vanilla job".into(),
+                });
+            };
+            let r = run_ffw_job(
+                spec,
+                vspec,
+                parent.seed(),
+                &store.job_dir(&parent.id),
+                job.seed(),
+                &dir,
+                device,
+            )?;
+            serde_json::to_value(r)
+        }
+    }
+    .expect("results serialise");
+    write_json_atomic(&store.result_path(&job.id), &value)?;
+    Ok(value)
+}
+
+/// Runs one job; returns the error text on failure (including panics).
+pub fn run_job(
+    store: &Store,
+    job: &Job,
+    jobs: &[Job],
+    device: &Device,
+) -> std::result::Result<f64, String> {
+    let t = Instant::now();
+    log_line(store, &job.id, &format!("start {}", job.describe(jobs)));
+    let outcome = catch_unwind(AssertUnwindSafe(|| execute(store, job, jobs, device)));
+    let secs = t.elapsed().as_secs_f64();
+    let result = match outcome {
+        Ok(Ok(_)) => Ok(secs),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(panic) => Err(format!(
+            "panic: {}",
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default()
+        )),
+    };
+    match &result {
+        Ok(s) => log_line(store, &job.id, &format!("finished in {s:.1}s")),
+        Err(e) => log_line(store, &job.id, &format!("failed after {secs:.1}s: {e}")),
+    }
+    result
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Status {
+    Pending { attempts: usize },
+    Running { attempts: usize },
+    Done,
+    Failed,
+    Skipped,
+}
+
+/// Which job may run next: pending, with every dependency done. A failed job is retried up to
+/// `retries` more times in one invocation; jobs depending on one that failed for good are
+/// skipped.
+pub struct Scheduler {
+    jobs: Vec<Job>,
+    status: HashMap<String, Status>,
+    retries: usize,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Counts {
+    pub done: usize,
+    pub running: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub pending: usize,
+}
+
+impl Scheduler {
+    pub fn new(jobs: Vec<Job>, states: &HashMap<String, JobState>, retries: usize) -> Self {
+        let status = jobs
+            .iter()
+            .map(|j| {
+                let s = match &states[&j.id] {
+                    JobState::Done => Status::Done,
+                    // Each invocation gives unfinished jobs, failed ones included, a fresh
+                    // budget of attempts: a restart is the user's request to try again.
+                    JobState::Failed { .. } | JobState::Incomplete | JobState::NotStarted => {
+                        Status::Pending { attempts: 0 }
+                    }
+                };
+                (j.id.clone(), s)
+            })
+            .collect();
+        let mut s = Self {
+            jobs,
+            status,
+            retries,
+        };
+        s.propagate_skips();
+        s
+    }
+
+    /// Marks pending jobs whose dependency failed or was skipped; returns them.
+    fn propagate_skips(&mut self) -> Vec<String> {
+        let mut skipped = Vec::new();
+        loop {
+            let next = self.jobs.iter().find(|j| {
+                matches!(self.status[&j.id], Status::Pending { .. })
+                    && j.deps().iter().any(|d| {
+                        matches!(self.status.get(*d), Some(Status::Failed | Status::Skipped))
+                    })
+            });
+            let Some(j) = next else { break };
+            let id = j.id.clone();
+            self.status.insert(id.clone(), Status::Skipped);
+            skipped.push(id);
+        }
+        skipped
+    }
+
+    pub fn next_ready(&mut self) -> Option<Job> {
+        let job = self.jobs.iter().find(|j| {
+            matches!(self.status[&j.id], Status::Pending { .. })
+                && j.deps()
+                    .iter()
+                    .all(|d| self.status.get(*d) == Some(&Status::Done))
+        })?;
+        let attempts = match self.status[&job.id] {
+            Status::Pending { attempts } => attempts,
+            _ => unreachable!("filtered above"),
+        };
+        self.status
+            .insert(job.id.clone(), Status::Running { attempts });
+        Some(job.clone())
+    }
+
+    /// Records a finished attempt; returns the jobs skipped because this one failed for good.
+    pub fn finish(&mut self, id: &str, ok: bool) -> Vec<String> {
+        let attempts = match self.status.get(id) {
+            Some(Status::Running { attempts }) => *attempts,
+            _ => return vec![],
+        };
+        if ok {
+            self.status.insert(id.to_string(), Status::Done);
+            return vec![];
+        }
+        if attempts + 1 > self.retries {
+            self.status.insert(id.to_string(), Status::Failed);
+            self.propagate_skips()
+        } else {
+            self.status.insert(
+                id.to_string(),
+                Status::Pending {
+                    attempts: attempts + 1,
+                },
+            );
+            vec![]
+        }
+    }
+
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for s in self.status.values() {
+            match s {
+                Status::Done => c.done += 1,
+                Status::Running { .. } => c.running += 1,
+                Status::Failed => c.failed += 1,
+                Status::Skipped => c.skipped += 1,
+                Status::Pending { .. } => c.pending += 1,
+            }
+        }
+        c
+    }
+
+    pub fn total(&self) -> usize {
+        self.jobs.len()
+    }
+
+    pub fn jobs(&self) -> &[Job] {
+        &self.jobs
+    }
+}
+
+/// The coordinator's bookkeeping shared by the local and MPI loops: journal and progress.
+pub struct Coordinator<'a> {
+    pub store: &'a Store,
+    pub sched: Scheduler,
+    bar: indicatif::ProgressBar,
+}
+
+impl<'a> Coordinator<'a> {
+    pub fn new(store: &'a Store, jobs: Vec<Job>, retries: usize) -> Result<Self> {
+        let states = store.states(&jobs)?;
+        let sched = Scheduler::new(jobs, &states, retries);
+        let bar = ffw_surgery::progress::bar(sched.total() as u64, "sweep");
+        let mut c = Self { store, sched, bar };
+        c.refresh();
+        Ok(c)
+    }
+
+    fn refresh(&mut self) {
+        let c = self.sched.counts();
+        self.bar
+            .set_position((c.done + c.failed + c.skipped) as u64);
+        self.bar.set_message(format!(
+            "done {} running {} failed {} skipped {}",
+            c.done, c.running, c.failed, c.skipped
+        ));
+    }
+
+    pub fn next(&mut self, rank: i32) -> Result<Option<Job>> {
+        let job = self.sched.next_ready();
+        if let Some(j) = &job {
+            self.store
+                .append(&Event::now(&j.id, EventKind::Started, rank))?;
+            tracing::info!(job = %j.id, rank, what = %j.describe(self.sched.jobs()), "started");
+            self.refresh();
+        }
+        Ok(job)
+    }
+
+    pub fn finished(
+        &mut self,
+        id: &str,
+        rank: i32,
+        outcome: std::result::Result<f64, String>,
+    ) -> Result<()> {
+        let ok = outcome.is_ok();
+        let mut e = Event::now(
+            id,
+            if ok {
+                EventKind::Finished
+            } else {
+                EventKind::Failed
+            },
+            rank,
+        );
+        match outcome {
+            Ok(secs) => e.secs = Some(secs),
+            Err(err) => {
+                tracing::warn!(job = %id, rank, error = %err, "job failed");
+                e.error = Some(err);
+            }
+        }
+        self.store.append(&e)?;
+        for skipped in self.sched.finish(id, ok) {
+            let mut s = Event::now(&skipped, EventKind::Skipped, rank);
+            s.error = Some(format!("dependency {id} failed"));
+            self.store.append(&s)?;
+        }
+        self.refresh();
+        Ok(())
+    }
+
+    pub fn close(self) -> Counts {
+        self.bar.finish_and_clear();
+        self.sched.counts()
+    }
+}
+
+/// World size 1: the coordinator runs every job itself.
+pub fn run_local(store: &Store, jobs: Vec<Job>, retries: usize, device: &Device) -> Result<Counts> {
+    let all = jobs.clone();
+    let mut coord = Coordinator::new(store, jobs, retries)?;
+    while let Some(job) = coord.next(0)? {
+        let outcome = run_job(store, &job, &all, device);
+        coord.finished(&job.id, 0, outcome)?;
+    }
+    Ok(coord.close())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grid::{FfwSpec, JobSpec};
+
+    fn job(id: &str, dep: Option<&str>) -> Job {
+        let spec = match dep {
+            Some(d) => JobSpec::Ffw(FfwSpec {
+                vanilla: d.into(),
+                ffw: Default::default(),
+            }),
+            None => JobSpec::Ffw(FfwSpec {
+                vanilla: String::new(),
+                ffw: Default::default(),
+            }),
+        };
+        Job {
+            id: id.into(),
+            spec,
+        }
+    }
+
+    #[test]
+    fn dependencies_retries_and_skips() {
+        // "v" has the empty dependency "", which is not a job: give it one that is done.
+        let jobs = vec![
+            job("root", None),
+            job("v", Some("root")),
+            job("a", Some("v")),
+            job("b", Some("v")),
+        ];
+        let mut states: HashMap<String, JobState> = jobs
+            .iter()
+            .map(|j| (j.id.clone(), JobState::NotStarted))
+            .collect();
+        states.insert("root".into(), JobState::Done);
+        let mut s = Scheduler::new(jobs, &states, 1);
+        // Only the root's dependant is ready; its dependants wait for it.
+        assert_eq!(s.next_ready().unwrap().id, "v");
+        assert!(s.next_ready().is_none());
+        assert!(s.finish("v", false).is_empty()); // first failure: retried
+        assert_eq!(s.next_ready().unwrap().id, "v");
+        assert_eq!(s.finish("v", false), vec!["a".to_string(), "b".to_string()]); // for good
+        assert!(s.next_ready().is_none());
+        let c = s.counts();
+        assert_eq!((c.done, c.failed, c.skipped, c.pending), (1, 1, 2, 0));
+    }
+
+    #[test]
+    fn a_restart_retries_failed_jobs() {
+        let jobs = vec![job("root", None), job("v", Some("root"))];
+        let mut states = HashMap::new();
+        states.insert("root".to_string(), JobState::Done);
+        states.insert(
+            "v".to_string(),
+            JobState::Failed {
+                attempts: 2,
+                error: "x".into(),
+            },
+        );
+        let mut s = Scheduler::new(jobs, &states, 0);
+        assert_eq!(s.next_ready().unwrap().id, "v");
+        assert_eq!(s.finish("v", false), Vec::<String>::new());
+        assert_eq!(s.counts().failed, 1);
+    }
+}

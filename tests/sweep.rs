@@ -1,0 +1,404 @@
+//! End-to-end tests of `ffw sweep` on generated MNIST-format data: every job done exactly once
+//! with the vanilla checkpoint shared, identical results on 1 and 3 MPI ranks, resume after
+//! SIGKILL, failures recorded and retried, bad configs rejected before any work.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ffw_data::idx::{write_images, write_labels, Images};
+
+fn write_mnist(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (images, labels, n) in [
+        (
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            300,
+        ),
+        (
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+            120,
+        ),
+    ] {
+        let mut pixels = vec![0u8; n * 784];
+        for i in 0..n {
+            for r in 4..24 {
+                pixels[i * 784 + r * 28 + 3 + 2 * (i % 10)] = 255;
+            }
+        }
+        let ys: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+        write_images(
+            &dir.join(images),
+            &Images {
+                n,
+                rows: 28,
+                cols: 28,
+                pixels,
+            },
+        )
+        .unwrap();
+        write_labels(&dir.join(labels), &ys).unwrap();
+    }
+}
+
+/// 2 seeds × 1 ρ → 2 vanilla jobs; × 2 λ × 1 variant → 4 FFW jobs.
+fn config(data: &Path) -> String {
+    format!(
+        r#"
+[data]
+kind = "biased_mnist"
+dir = "{}"
+rho = 0.9
+n_train = 200
+n_unbiased_train = 60
+n_unbiased_val = 60
+n_test = 60
+[model]
+kernel = 3
+[vanilla]
+epochs = 1
+batch_size = 50
+milestones = []
+[ffw]
+max_epochs = 2
+temperature_patience = 0
+batch_size = 30
+[ffw.probe]
+max_epochs = 3
+[sweep]
+seeds = [0, 1]
+lambda = [2.0, 10.0]
+retries = 1
+"#,
+        data.display()
+    )
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    cfg: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    write_mnist(&root.join("mnist"));
+    let cfg = root.join("sweep.toml");
+    std::fs::write(&cfg, config(&root.join("mnist"))).unwrap();
+    Fixture {
+        _tmp: tmp,
+        root,
+        cfg,
+    }
+}
+
+fn ffw() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ffw"));
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+fn sweep(cfg: &Path, out: &Path, extra: &[&str]) -> Output {
+    ffw()
+        .args([
+            "sweep",
+            cfg.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// (id, state, description) per job, from `--dry-run`.
+fn listing(cfg: &Path, out: &Path) -> (Vec<(String, String)>, String) {
+    let o = sweep(cfg, out, &["--dry-run"]);
+    ok(&o);
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let jobs = text
+        .lines()
+        .filter(|l| l.len() > 17 && l.as_bytes()[16] == b' ')
+        .map(|l| (l[..16].to_string(), l[16..].trim().to_string()))
+        .collect();
+    (jobs, text.lines().last().unwrap_or_default().to_string())
+}
+
+fn events(out: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(out.join("journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn count(out: &Path, id: &str, kind: &str) -> usize {
+    events(out)
+        .iter()
+        .filter(|e| e["job"] == id && e["event"] == kind)
+        .count()
+}
+
+/// Every job's result with wall-clock fields removed.
+fn results(out: &Path, ids: &[String]) -> Vec<serde_json::Value> {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.retain(|k, _| k != "secs" && k != "wall_secs");
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    ids.iter()
+        .map(|id| {
+            let text =
+                std::fs::read_to_string(out.join("jobs").join(id).join("result.json")).unwrap();
+            let mut v = serde_json::from_str(&text).unwrap();
+            strip(&mut v);
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn every_job_runs_once_sharing_the_vanilla_checkpoint_and_a_rerun_does_nothing() {
+    let f = fixture();
+    let out = f.root.join("out");
+    let (jobs, totals) = listing(&f.cfg, &out);
+    assert_eq!(jobs.len(), 6);
+    assert_eq!(
+        totals,
+        format!(
+            "6 jobs: 0 done, 0 incomplete, 0 failed, 6 not started ({})",
+            f.cfg.display()
+        )
+    );
+    ok(&sweep(&f.cfg, &out, &[]));
+    let ids: Vec<String> = jobs.iter().map(|(id, _)| id.clone()).collect();
+    for id in &ids {
+        assert_eq!(count(&out, id, "started"), 1, "job {id}");
+        assert_eq!(count(&out, id, "finished"), 1, "job {id}");
+    }
+    let vanilla: Vec<_> = jobs.iter().filter(|(_, d)| !d.contains("<-")).collect();
+    assert_eq!(vanilla.len(), 2);
+    for (id, d) in &vanilla {
+        let what = &d[d.find("vanilla").unwrap()..];
+        let users = jobs
+            .iter()
+            .filter(|(_, d)| d.contains("<-") && d.ends_with(what))
+            .count();
+        assert_eq!(users, 2, "FFW jobs sharing {what}");
+        assert!(out
+            .join("jobs")
+            .join(id)
+            .join("vanilla.safetensors")
+            .exists());
+    }
+    let (_, totals) = listing(&f.cfg, &out);
+    assert!(totals.starts_with("6 jobs: 6 done"), "{totals}");
+    ok(&sweep(&f.cfg, &out, &[]));
+    assert_eq!(
+        events(&out)
+            .iter()
+            .filter(|e| e["event"] == "started")
+            .count(),
+        6,
+        "a rerun ran jobs again"
+    );
+}
+
+#[test]
+fn a_sweep_killed_midway_resumes_to_the_uninterrupted_results() {
+    let f = fixture();
+    let (whole, cut) = (f.root.join("whole"), f.root.join("cut"));
+    ok(&sweep(&f.cfg, &whole, &[]));
+    let ids: Vec<String> = listing(&f.cfg, &whole)
+        .0
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+
+    let mut child = ffw()
+        .args([
+            "sweep",
+            f.cfg.to_str().unwrap(),
+            "--output",
+            cut.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while events(&cut)
+        .iter()
+        .filter(|e| e["event"] == "finished")
+        .count()
+        < 2
+    {
+        assert!(t.elapsed() < Duration::from_secs(300), "no job finished");
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let (_, totals) = listing(&f.cfg, &cut);
+    assert!(
+        !totals.starts_with("6 jobs: 6 done"),
+        "the sweep ended before it was killed: {totals}"
+    );
+    ok(&sweep(&f.cfg, &cut, &[]));
+    assert_eq!(results(&cut, &ids), results(&whole, &ids));
+}
+
+#[test]
+fn a_failing_job_is_recorded_retried_and_its_dependants_skipped() {
+    let f = fixture();
+    let out = f.root.join("out");
+    let jobs = listing(&f.cfg, &out).0;
+    let (ffw_id, _) = jobs.iter().find(|(_, d)| d.contains("lambda=2")).unwrap();
+    let (vanilla_id, _) = jobs
+        .iter()
+        .find(|(_, d)| !d.contains("<-") && !d.contains("seed=0"))
+        .unwrap();
+    let o = ffw()
+        .args([
+            "sweep",
+            f.cfg.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ])
+        .env("FFW_FAIL_JOBS", format!("{ffw_id},{vanilla_id}"))
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "a sweep with failed jobs must exit non-zero"
+    );
+    assert_eq!(
+        count(&out, ffw_id, "failed"),
+        2,
+        "one attempt plus one retry"
+    );
+    assert_eq!(count(&out, vanilla_id, "failed"), 2);
+    let skipped: Vec<_> = events(&out)
+        .into_iter()
+        .filter(|e| e["event"] == "skipped")
+        .collect();
+    assert_eq!(skipped.len(), 2, "the failed vanilla job's two FFW jobs");
+    assert!(skipped
+        .iter()
+        .all(|e| e["error"].as_str().unwrap().contains(vanilla_id.as_str())));
+    let failed = events(&out)
+        .into_iter()
+        .find(|e| e["event"] == "failed")
+        .unwrap();
+    assert!(failed["error"].as_str().unwrap().contains("injected"));
+    let (_, totals) = listing(&f.cfg, &out);
+    assert!(totals.contains("2 failed"), "{totals}");
+
+    // Without the fault the same command finishes the sweep.
+    ok(&sweep(&f.cfg, &out, &[]));
+    assert!(listing(&f.cfg, &out).1.starts_with("6 jobs: 6 done"));
+}
+
+#[test]
+fn bad_configs_are_rejected_before_any_work() {
+    let f = fixture();
+    let base = config(&f.root.join("mnist"));
+    for (name, text, needle) in [
+        (
+            "dataset",
+            base.replace("biased_mnist", "imagenet"),
+            "imagenet",
+        ),
+        (
+            "key",
+            base.replace("lambda = [2.0, 10.0]", "lambdas = [2.0]"),
+            "lambdas",
+        ),
+        (
+            "range",
+            base.replace("lambda = [2.0, 10.0]", "lambda = [-2.0]"),
+            "sweep.lambda",
+        ),
+    ] {
+        let cfg = f.root.join(format!("{name}.toml"));
+        std::fs::write(&cfg, text).unwrap();
+        let out = f.root.join(format!("out-{name}"));
+        let o = sweep(&cfg, &out, &[]);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success());
+        assert!(
+            stderr.contains(needle) && stderr.contains(&format!("{name}.toml")),
+            "{stderr}"
+        );
+        assert!(!out.exists(), "work started for a bad config");
+    }
+}
+
+/// Under `mpirun -np 3`: a coordinator and two workers produce exactly the single-rank results.
+#[cfg(feature = "mpi")]
+#[test]
+fn three_mpi_ranks_reproduce_the_single_rank_sweep() {
+    if Command::new("mpirun").arg("--version").output().is_err() {
+        eprintln!("skipped: mpirun not found (install openmpi-bin)");
+        return;
+    }
+    let f = fixture();
+    let (single, multi) = (f.root.join("single"), f.root.join("multi"));
+    ok(&sweep(&f.cfg, &single, &[]));
+    let o = Command::new("mpirun")
+        .args([
+            "--allow-run-as-root",
+            "--oversubscribe",
+            "-np",
+            "3",
+            env!("CARGO_BIN_EXE_ffw"),
+            "--threads",
+            "1",
+            "sweep",
+        ])
+        .args([f.cfg.to_str().unwrap(), "--output", multi.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    ok(&o);
+    let ids: Vec<String> = listing(&f.cfg, &single)
+        .0
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(results(&multi, &ids), results(&single, &ids));
+    let ranks: std::collections::BTreeSet<i64> = events(&multi)
+        .iter()
+        .filter(|e| e["event"] == "finished")
+        .map(|e| e["rank"].as_i64().unwrap())
+        .collect();
+    assert!(
+        ranks.iter().all(|r| *r >= 1),
+        "rank 0 only coordinates: {ranks:?}"
+    );
+    for id in &ids {
+        assert_eq!(
+            count(&multi, id, "started"),
+            1,
+            "job {id} ran more than once"
+        );
+    }
+}
