@@ -2,51 +2,11 @@
 //! complete, reproducible result; bad inputs fail with a message naming the problem and leave
 //! no result behind.
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use ffw_data::idx::{write_images, write_labels, Images};
-use rand::{Rng, SeedableRng};
-
-/// Digit-like images: class d draws a bar at a class-specific column, plus sparse noise.
-fn write_mnist(dir: &Path, n_train: usize, n_test: usize) {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-    for (images, labels, n) in [
-        (
-            "train-images-idx3-ubyte.gz",
-            "train-labels-idx1-ubyte.gz",
-            n_train,
-        ),
-        (
-            "t10k-images-idx3-ubyte.gz",
-            "t10k-labels-idx1-ubyte.gz",
-            n_test,
-        ),
-    ] {
-        let mut pixels = vec![0u8; n * 784];
-        let mut ys = Vec::with_capacity(n);
-        for i in 0..n {
-            let d = (i % 10) as u8;
-            for r in 4..24 {
-                pixels[i * 784 + r * 28 + 3 + 2 * d as usize] = 255;
-            }
-            for _ in 0..20 {
-                pixels[i * 784 + rng.gen_range(0..784)] = rng.gen_range(1..=255);
-            }
-            ys.push(d);
-        }
-        write_images(
-            &dir.join(images),
-            &Images {
-                n,
-                rows: 28,
-                cols: 28,
-                pixels,
-            },
-        )
-        .unwrap();
-        write_labels(&dir.join(labels), &ys).unwrap();
-    }
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::{count, ffw, read_stripped, write_mnist};
 
 fn config(data: &Path, extra: &str) -> String {
     format!(
@@ -78,65 +38,29 @@ max_epochs = 5
     )
 }
 
-fn ffw(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ffw"))
-        .args(args)
-        .env("RUST_LOG", "warn")
+fn run(cfg: &Path, out: &Path) -> Output {
+    let (cfg, out) = (cfg.to_str().unwrap(), out.to_str().unwrap());
+    ffw()
+        .args(["run", "--config", cfg, "--output", out])
         .output()
         .unwrap()
 }
 
-fn run(cfg: &Path, out: &Path) -> Output {
-    ffw(&[
-        "run",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ])
-}
-
-/// The run's result with wall-clock fields removed (the only ones allowed to differ).
 fn result(out: &Path) -> serde_json::Value {
-    fn strip(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(m) => {
-                m.retain(|k, _| k != "secs" && k != "wall_secs");
-                m.values_mut().for_each(strip);
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    let mut v =
-        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
-    strip(&mut v);
-    v
+    read_stripped(&out.join("result.json"))
 }
 
 fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("mnist");
-    std::fs::create_dir_all(&data).unwrap();
     write_mnist(&data, 400, 150);
     let cfg = tmp.path().join("tiny.toml");
     std::fs::write(&cfg, config(&data, "")).unwrap();
     (tmp, data, cfg)
 }
 
-fn journal(out: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(out.join("journal.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn started(out: &Path, id: &str) -> usize {
-    journal(out)
-        .iter()
-        .filter(|e| e["job"] == id && e["event"] == "started")
-        .count()
+    count(out, id, "started")
 }
 
 #[test]

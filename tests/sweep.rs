@@ -5,42 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use ffw_data::idx::{write_images, write_labels, Images};
-
-fn write_mnist(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    for (images, labels, n) in [
-        (
-            "train-images-idx3-ubyte.gz",
-            "train-labels-idx1-ubyte.gz",
-            300,
-        ),
-        (
-            "t10k-images-idx3-ubyte.gz",
-            "t10k-labels-idx1-ubyte.gz",
-            120,
-        ),
-    ] {
-        let mut pixels = vec![0u8; n * 784];
-        for i in 0..n {
-            for r in 4..24 {
-                pixels[i * 784 + r * 28 + 3 + 2 * (i % 10)] = 255;
-            }
-        }
-        let ys: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
-        write_images(
-            &dir.join(images),
-            &Images {
-                n,
-                rows: 28,
-                cols: 28,
-                pixels,
-            },
-        )
-        .unwrap();
-        write_labels(&dir.join(labels), &ys).unwrap();
-    }
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::{count, events, ffw, ok, read_stripped, write_mnist};
 
 /// 2 seeds × 1 ρ → 2 vanilla jobs; × 2 λ × 1 variant → 4 FFW jobs.
 fn config(data: &Path) -> String {
@@ -84,7 +51,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().to_path_buf();
-    write_mnist(&root.join("mnist"));
+    write_mnist(&root.join("mnist"), 300, 120);
     let cfg = root.join("sweep.toml");
     std::fs::write(&cfg, config(&root.join("mnist"))).unwrap();
     Fixture {
@@ -92,12 +59,6 @@ fn fixture() -> Fixture {
         root,
         cfg,
     }
-}
-
-fn ffw() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ffw"));
-    c.env("RUST_LOG", "warn");
-    c
 }
 
 fn sweep(cfg: &Path, out: &Path, extra: &[&str]) -> Output {
@@ -113,15 +74,6 @@ fn sweep(cfg: &Path, out: &Path, extra: &[&str]) -> Output {
         .unwrap()
 }
 
-fn ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 /// (id, state, description) per job, from `--dry-run`.
 fn listing(cfg: &Path, out: &Path) -> (Vec<(String, String)>, String) {
     let o = sweep(cfg, out, &["--dry-run"]);
@@ -135,41 +87,10 @@ fn listing(cfg: &Path, out: &Path) -> (Vec<(String, String)>, String) {
     (jobs, text.lines().last().unwrap_or_default().to_string())
 }
 
-fn events(out: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(out.join("journal.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-fn count(out: &Path, id: &str, kind: &str) -> usize {
-    events(out)
-        .iter()
-        .filter(|e| e["job"] == id && e["event"] == kind)
-        .count()
-}
-
 /// Every job's result with wall-clock fields removed.
 fn results(out: &Path, ids: &[String]) -> Vec<serde_json::Value> {
-    fn strip(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(m) => {
-                m.retain(|k, _| k != "secs" && k != "wall_secs");
-                m.values_mut().for_each(strip);
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
     ids.iter()
-        .map(|id| {
-            let text =
-                std::fs::read_to_string(out.join("jobs").join(id).join("result.json")).unwrap();
-            let mut v = serde_json::from_str(&text).unwrap();
-            strip(&mut v);
-            v
-        })
+        .map(|id| read_stripped(&out.join("jobs").join(id).join("result.json")))
         .collect()
 }
 

@@ -1,8 +1,10 @@
 //! Training-mode batch normalisation as one fused op with its own backward. Composed from
 //! candle ops it needs reductions over (N, H, W), which candle runs element by element; this
 //! was the largest cost of a vanilla step after the convolutions.
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
+
+use crate::storage::contiguous_f32;
 
 /// `y = (x − μ_B) / sqrt(σ²_B + eps) · weight + bias` with batch statistics over (N, H, W) of
 /// `x` `[N, C, H, W]`. Returns `y` and the (detached) batch mean and biased variance `[C]`.
@@ -42,16 +44,6 @@ pub fn reference(
         .broadcast_mul(&weight.reshape(shape)?)?
         .broadcast_add(&bias.reshape(shape)?)?;
     Ok((y, mean.flatten_all()?.detach(), var.flatten_all()?.detach()))
-}
-
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else {
-        bail!("batch_norm: only f32 is supported")
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => bail!("batch_norm: expected a contiguous tensor"),
-    }
 }
 
 /// Per-channel sums of `f(x)` over (N, H, W).
@@ -115,7 +107,7 @@ impl CustomOp1 for Stats {
     }
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (n, c, hw) = dims(l)?;
-        let (mean, var) = mean_var(slice(s, l)?, n, c, hw);
+        let (mean, var) = mean_var(contiguous_f32(s, l, "batch_norm")?, n, c, hw);
         let out = mean.iter().chain(&var).map(|&v| v as f32).collect();
         Ok((CpuStorage::F32(out), Shape::from((2, c))))
     }
@@ -140,7 +132,11 @@ impl CustomOp3 for BatchNormTrain {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (n, c, hw) = dims(l1)?;
-        let (x, w, b) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let (x, w, b) = (
+            contiguous_f32(s1, l1, "batch_norm")?,
+            contiguous_f32(s2, l2, "batch_norm")?,
+            contiguous_f32(s3, l3, "batch_norm")?,
+        );
         let (mean, var) = mean_var(x, n, c, hw);
         let (scale, shift): (Vec<f32>, Vec<f32>) = (0..c)
             .map(|ch| {
@@ -202,7 +198,11 @@ impl CustomOp3 for BatchNormBackward {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (n, c, hw) = dims(l1)?;
-        let (x, w, dy) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let (x, w, dy) = (
+            contiguous_f32(s1, l1, "batch_norm")?,
+            contiguous_f32(s2, l2, "batch_norm")?,
+            contiguous_f32(s3, l3, "batch_norm")?,
+        );
         let (mean, var) = mean_var(x, n, c, hw);
         let invstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
         let sum_dy = channel_sums(dy, n, c, hw, |g| g as f64);

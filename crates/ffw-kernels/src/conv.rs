@@ -2,6 +2,8 @@
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::storage::contiguous_f32;
+
 /// Convolution of `x` `[N, C, H, W]` with `w` `[O, C, k, k]`, no bias. On the CPU with f32
 /// this uses the ops below; elsewhere it defers to candle's `conv2d`.
 pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
@@ -168,16 +170,6 @@ fn gemm(
     }
 }
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else {
-        bail!("conv2d {what}: only f32 is supported")
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => bail!("conv2d {what}: expected a contiguous tensor"),
-    }
-}
-
 /// Forward: `(x, w) → y`.
 struct Conv2dOp {
     stride: usize,
@@ -197,7 +189,10 @@ impl CustomOp2 for Conv2dOp {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = Geometry::new(l1.dims(), l2.dims(), self.stride, self.padding)?;
-        let (x, w) = (f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "kernel")?);
+        let (x, w) = (
+            contiguous_f32(s1, l1, "conv2d input")?,
+            contiguous_f32(s2, l2, "conv2d kernel")?,
+        );
         let mut out = vec![0f32; g.n * g.out_len()];
         out.par_chunks_mut(g.out_len()).enumerate().for_each_init(
             || vec![0f32; g.ckk() * g.out_hw()],
@@ -295,7 +290,10 @@ impl CustomOp2 for InputGradOp {
                 g
             );
         }
-        let (dy, w) = (f32_slice(s1, l1, "grad")?, f32_slice(s2, l2, "kernel")?);
+        let (dy, w) = (
+            contiguous_f32(s1, l1, "conv2d grad")?,
+            contiguous_f32(s2, l2, "conv2d kernel")?,
+        );
         let mut dx = vec![0f32; n * g.in_len()];
         dx.par_chunks_mut(g.in_len()).enumerate().for_each_init(
             || vec![0f32; g.ckk() * g.out_hw()],
@@ -355,7 +353,10 @@ impl CustomOp2 for WeightGradOp {
                 g
             );
         }
-        let (x, dy) = (f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "grad")?);
+        let (x, dy) = (
+            contiguous_f32(s1, l1, "conv2d input")?,
+            contiguous_f32(s2, l2, "conv2d grad")?,
+        );
         // Fixed groups of images, summed in order: the result does not depend on the number
         // of threads, so a sweep gives the same numbers on any rank layout.
         const GROUP: usize = 4;

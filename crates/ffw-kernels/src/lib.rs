@@ -5,6 +5,7 @@
 
 pub mod batch_norm;
 pub mod conv;
+mod storage;
 pub mod tanh;
 
 pub use batch_norm::batch_norm_train;

@@ -1,7 +1,9 @@
 //! A vectorisable `tanh`: libm's scalar `tanhf` (through `expm1f`) was a tenth of a k=3
 //! SimpleConvNet step, all of it on the last layer's activations.
-use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
+
+use crate::storage::contiguous_f32;
 
 /// `tanh(x)` with the CPU path on [`fast_tanh`]; candle's op elsewhere.
 pub fn tanh(x: &Tensor) -> Result<Tensor> {
@@ -50,15 +52,10 @@ impl CustomOp1 for Tanh {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(v) = s else {
-            bail!("tanh: only f32 is supported")
-        };
-        let Some((a, b)) = l.contiguous_offsets() else {
-            bail!("tanh: expected a contiguous tensor")
-        };
-        let mut out = vec![0f32; b - a];
+        let x = contiguous_f32(s, l, "tanh")?;
+        let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(1 << 14)
-            .zip(v[a..b].par_chunks(1 << 14))
+            .zip(x.par_chunks(1 << 14))
             .for_each(|(o, x)| {
                 o.iter_mut().zip(x).for_each(|(o, &x)| *o = fast_tanh(x));
             });

@@ -1,0 +1,99 @@
+//! Helpers shared by the end-to-end tests: generated MNIST-format data, the binary, results.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ffw_data::idx::{write_images, write_labels, Images};
+use rand::{Rng, SeedableRng};
+
+/// Digit-like MNIST files: class d draws a bar at a class-specific column, plus sparse noise.
+pub fn write_mnist(dir: &Path, n_train: usize, n_test: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    for (images, labels, n) in [
+        (
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            n_train,
+        ),
+        (
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+            n_test,
+        ),
+    ] {
+        let mut pixels = vec![0u8; n * 784];
+        let mut ys = Vec::with_capacity(n);
+        for i in 0..n {
+            let d = (i % 10) as u8;
+            for r in 4..24 {
+                pixels[i * 784 + r * 28 + 3 + 2 * d as usize] = 255;
+            }
+            for _ in 0..20 {
+                pixels[i * 784 + rng.gen_range(0..784)] = rng.gen_range(1..=255);
+            }
+            ys.push(d);
+        }
+        write_images(
+            &dir.join(images),
+            &Images {
+                n,
+                rows: 28,
+                cols: 28,
+                pixels,
+            },
+        )
+        .unwrap();
+        write_labels(&dir.join(labels), &ys).unwrap();
+    }
+}
+
+/// The `ffw` binary under test, quiet unless something goes wrong.
+pub fn ffw() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ffw"));
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+pub fn ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A JSON file with its wall-clock fields removed (the only ones allowed to differ).
+pub fn read_stripped(path: &Path) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.retain(|k, _| k != "secs" && k != "wall_secs");
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    strip(&mut v);
+    v
+}
+
+/// The journal's events.
+pub fn events(out: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(out.join("journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+pub fn count(out: &Path, id: &str, kind: &str) -> usize {
+    events(out)
+        .iter()
+        .filter(|e| e["job"] == id && e["event"] == kind)
+        .count()
+}
