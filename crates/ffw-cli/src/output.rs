@@ -30,12 +30,12 @@ pub fn print_summary(r: &RunResult) {
     let pct = |v: f64| format!("{:6.2}", 100.0 * v);
     let bias = |v: &[f64]| v.iter().map(|b| pct(*b)).collect::<Vec<_>>().join("/");
     println!(
-        "{:<30} {:>7} {:>7} {:>9}",
+        "{:<34} {:>7} {:>7} {:>9}",
         "unbiased test", "task %", "bias %", "sparsity"
     );
     let v = &r.vanilla.report.test;
     println!(
-        "{:<30} {} {} {:>9}",
+        "{:<34} {} {} {:>9}",
         "vanilla",
         pct(v.task_acc),
         bias(&v.bias_acc),
@@ -55,7 +55,7 @@ pub fn print_summary(r: &RunResult) {
                 .map(|s| pct(s.global))
                 .unwrap_or_default();
             println!(
-                "{:<30} {} {} {:>9}",
+                "{:<34} {} {} {:>9}",
                 label,
                 pct(m.test.task_acc),
                 bias(&m.test.bias_acc),

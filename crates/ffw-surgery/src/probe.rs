@@ -145,3 +145,66 @@ impl Probe {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::encode;
+    use ffw_data::Dataset;
+    use ffw_nn::{Arch, ParamStore};
+
+    /// Training the probe on features computed once equals training it on features recomputed
+    /// by a forward pass per batch (what a naive implementation does every probe epoch).
+    #[test]
+    fn cached_features_train_the_same_probe_as_per_batch_forward_passes() {
+        let device = Device::Cpu;
+        let n = 120;
+        let data = Dataset {
+            x: (0..n * 3 * 28 * 28)
+                .map(|i| ((i * 7919 % 997) as f32 / 498.0) - 1.0)
+                .collect(),
+            sample_shape: vec![3, 28, 28],
+            y: (0..n).map(|i| (i % 10) as u32).collect(),
+            n_classes: 10,
+            biases: vec![(0..n).map(|i| ((i / 3) % 10) as u32).collect()],
+            n_bias_classes: vec![10],
+        };
+        let arch = Arch::SimpleConvNet {
+            kernel: 3,
+            n_classes: 10,
+        };
+        let store = ParamStore::new(1, &device);
+        let model = arch.build(store.var_builder()).unwrap();
+        // Enough patience that both run exactly `max_epochs` epochs.
+        let cfg = ProbeConfig {
+            max_epochs: 3,
+            patience: 100,
+            batch_size: 32,
+            ..Default::default()
+        };
+
+        let mut cached = Probe::new(128, 10, &cfg, 5, &device).unwrap();
+        let enc = encode(&model, &data, &device).unwrap();
+        cached.fit(&enc.features, &enc.biases[0], 9).unwrap();
+
+        let mut naive = Probe::new(128, 10, &cfg, 5, &device).unwrap();
+        for epoch in 0..cfg.max_epochs {
+            for chunk in epoch_order(n, 9, epoch as u64).chunks(cfg.batch_size) {
+                let b = data.batch(chunk, &device).unwrap();
+                let f = model.features(&b.x, false).unwrap().detach();
+                naive.step(&f, &b.biases[0]).unwrap();
+            }
+        }
+        for ((name, a), (_, b)) in cached.store.vars().iter().zip(naive.store.vars().iter()) {
+            let d = (a.as_tensor() - b.as_tensor())
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(d < 1e-6, "{name} differs by {d}");
+        }
+    }
+}
