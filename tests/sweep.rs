@@ -62,14 +62,12 @@ fn fixture() -> Fixture {
 }
 
 fn sweep(cfg: &Path, out: &Path, extra: &[&str]) -> Output {
+    let (cfg, out) = (cfg.to_str().unwrap(), out.to_str().unwrap());
+    // Info level: the per-job logs are checked for the training lines.
     ffw()
-        .args([
-            "sweep",
-            cfg.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-        ])
+        .args(["sweep", cfg, "--output", out])
         .args(extra)
+        .env("RUST_LOG", "info")
         .output()
         .unwrap()
 }

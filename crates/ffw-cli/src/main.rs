@@ -101,9 +101,9 @@ fn main() -> Result<()> {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
-        // Colour codes only for a terminal: logs redirected to a file stay plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // Log lines also land in the running job's log.txt, hence plain text.
+        .with_writer(ffw_sweep::joblog::writer)
+        .with_ansi(false)
         .init();
     match cli.command {
         Command::Run {

@@ -1,7 +1,6 @@
 //! Running jobs: one job in its directory (panics and errors become a failed job, never a
 //! dead sweep), the dependency-aware scheduler, and the single-process loop.
 use std::collections::HashMap;
-use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
@@ -15,17 +14,6 @@ use crate::store::{write_json_atomic, Event, EventKind, JobState, Store};
 /// Test hook: job ids starting with any of these comma-separated prefixes fail on purpose,
 /// so the failure, retry and skip paths can be exercised end to end.
 pub const FAIL_ENV: &str = "FFW_FAIL_JOBS";
-
-fn log_line(store: &Store, id: &str, line: &str) {
-    let path = store.job_dir(id).join("log.txt");
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    {
-        let _ = writeln!(f, "{line}");
-    }
-}
 
 fn execute(store: &Store, job: &Job, jobs: &[Job], device: &Device) -> Result<serde_json::Value> {
     if let Ok(list) = std::env::var(FAIL_ENV) {
@@ -88,7 +76,13 @@ pub fn run_job(
     device: &Device,
 ) -> std::result::Result<f64, String> {
     let t = Instant::now();
-    log_line(store, &job.id, &format!("start {}", job.describe(jobs)));
+    let dir = store.job_dir(&job.id);
+    if let Err(e) =
+        std::fs::create_dir_all(&dir).and_then(|_| crate::joblog::start(&dir.join("log.txt")))
+    {
+        tracing::warn!(job = %job.id, error = %e, "no per-job log");
+    }
+    tracing::info!(job = %job.id, what = %job.describe(jobs), "job start");
     let outcome = catch_unwind(AssertUnwindSafe(|| execute(store, job, jobs, device)));
     let secs = t.elapsed().as_secs_f64();
     let result = match outcome {
@@ -104,9 +98,10 @@ pub fn run_job(
         )),
     };
     match &result {
-        Ok(s) => log_line(store, &job.id, &format!("finished in {s:.1}s")),
-        Err(e) => log_line(store, &job.id, &format!("failed after {secs:.1}s: {e}")),
+        Ok(s) => tracing::info!(job = %job.id, secs = s, "job finished"),
+        Err(e) => tracing::error!(job = %job.id, secs, error = %e, "job failed"),
     }
+    crate::joblog::stop();
     result
 }
 

@@ -8,6 +8,7 @@ pub mod distributed;
 pub mod error;
 pub mod exec;
 pub mod grid;
+pub mod joblog;
 pub mod pipeline;
 pub mod store;
 
