@@ -1,8 +1,6 @@
 //! The in-memory dataset every model consumes, its batches as candle tensors, and
 //! the seeded index orders and splits used by training.
 
-use std::ops::Range;
-
 use candle_core::{Device, Tensor};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -110,17 +108,6 @@ pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     order
 }
 
-/// Consecutive ranges of `batch` positions covering `0..n`; the last may be shorter.
-pub fn batch_ranges(n: usize, batch: usize) -> Result<Vec<Range<usize>>> {
-    if batch == 0 {
-        return Err(DataError::Invalid("batch size must be at least 1".into()));
-    }
-    Ok((0..n)
-        .step_by(batch)
-        .map(|s| s..(s + batch).min(n))
-        .collect())
-}
-
 /// Shuffles `0..n` with `seed` and cuts it into one part per fraction, part `k` ending
 /// at `floor(n * (f_0 + .. + f_k))`. Fractions summing to less than 1 leave the tail
 /// out; an error if a fraction is negative or not finite, or if they sum above 1.
@@ -180,15 +167,6 @@ mod tests {
         assert_ne!(a, epoch_order(1000, 42, 4));
         assert_ne!(a, epoch_order(1000, 43, 3));
         assert!(epoch_order(0, 1, 1).is_empty());
-    }
-
-    #[test]
-    fn batch_ranges_cover_everything_once() {
-        let r = batch_ranges(10, 4).unwrap();
-        assert_eq!(r, vec![0..4, 4..8, 8..10]);
-        assert_eq!(batch_ranges(8, 4).unwrap(), vec![0..4, 4..8]);
-        assert!(batch_ranges(0, 4).unwrap().is_empty());
-        assert!(batch_ranges(5, 0).is_err());
     }
 
     #[test]

@@ -95,10 +95,6 @@ impl ParamStore {
             .map(|(n, v)| Ok((n, v.as_detached_tensor().copy()?)))
             .collect()
     }
-
-    pub fn save(&self, path: &Path) -> Result<()> {
-        save_tensors(&self.snapshot()?, path)
-    }
 }
 
 pub fn save_tensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {

@@ -23,7 +23,7 @@ pub struct CheckpointCard {
     pub ffw_version: String,
 }
 
-pub fn paths(stem: &Path) -> (PathBuf, PathBuf) {
+fn paths(stem: &Path) -> (PathBuf, PathBuf) {
     (
         stem.with_extension("safetensors"),
         stem.with_extension("json"),

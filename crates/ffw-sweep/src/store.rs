@@ -85,10 +85,6 @@ impl Store {
         })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     pub fn job_dir(&self, id: &str) -> PathBuf {
         self.root.join("jobs").join(id)
     }
