@@ -78,6 +78,7 @@ fn ffw_lowers_the_probes_bias_accuracy_below_vanillas() {
         },
         milestones: vec![],
         gamma: 0.1,
+        checkpoints: vec![],
     };
     let vanilla = train_vanilla(&arch, &train, None, &vanilla_cfg, 0, &device).unwrap();
     // The paper's schedule and optimiser; only the minibatch is smaller, for more steps.
@@ -127,5 +128,53 @@ fn ffw_lowers_the_probes_bias_accuracy_below_vanillas() {
             "{variant:?} sparsity {}",
             s.global
         );
+    }
+}
+
+#[test]
+fn a_checkpoint_is_the_model_after_that_many_steps() {
+    let device = Device::Cpu;
+    let arch = Arch::Mlp {
+        input: DIM,
+        hidden: vec![8],
+        n_classes: 2,
+    };
+    let train = synthetic(200, 0.9, 1);
+    let cfg = |epochs: usize, checkpoints: Vec<f64>| VanillaConfig {
+        epochs,
+        batch_size: 50,
+        optimizer: OptimizerConfig::Sgd {
+            lr: 0.1,
+            momentum: 0.9,
+            weight_decay: 1e-4,
+        },
+        milestones: vec![],
+        gamma: 0.1,
+        checkpoints,
+    };
+    // 4 steps per epoch: 0.25 epochs = after step 1, 1.0 = after the first epoch.
+    let long = train_vanilla(&arch, &train, None, &cfg(3, vec![0.25, 1.0]), 7, &device).unwrap();
+    let one = train_vanilla(&arch, &train, None, &cfg(1, vec![]), 7, &device).unwrap();
+    assert_eq!(long.checkpoints.len(), 2);
+    let (at, early) = &long.checkpoints[0];
+    assert_eq!(*at, 0.25);
+    let (at, after_one) = &long.checkpoints[1];
+    assert_eq!(*at, 1.0);
+    for (name, t) in &one.params {
+        let same = |a: &candle_core::Tensor| {
+            (a - t)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        assert_eq!(same(&after_one[name]), 0.0, "{name} after one epoch");
+        if name.ends_with("weight") {
+            assert!(same(&early[name]) > 0.0, "{name} moved after step 1");
+            assert!(same(&long.params[name]) > 0.0, "{name} moved in epochs 2-3");
+        }
     }
 }

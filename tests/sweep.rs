@@ -321,3 +321,48 @@ fn three_mpi_ranks_reproduce_the_single_rank_sweep() {
         );
     }
 }
+
+#[test]
+fn studies_run_checkpoint_and_magnitude_jobs_and_record_their_members() {
+    let f = fixture();
+    let cfg = f.root.join("studies.toml");
+    let text = config(&f.root.join("mnist"))
+        .replace("epochs = 1\n", "epochs = 2\ncheckpoints = [0.25, 1]\n")
+        .replace("seeds = [0, 1]\nlambda = [2.0, 10.0]\n", "seeds = [0]\n")
+        + "[studies.epochs]\nat = [0.25, 1]\n[studies.magnitude]\nmagnitude = [0.5, 0.9]\n";
+    std::fs::write(&cfg, text).unwrap();
+    let out = f.root.join("out");
+    let (jobs, _) = listing(&cfg, &out);
+    // 1 vanilla, FFW from the final model and 2 checkpoints, 2 magnitude jobs.
+    assert_eq!(jobs.len(), 6, "{jobs:?}");
+    ok(&sweep(&cfg, &out, &[]));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
+    let members = |s: &str| manifest["studies"][s].as_array().unwrap().len();
+    assert_eq!((members("epochs"), members("magnitude")), (4, 4));
+    let mut ats = Vec::new();
+    for (id, what) in &jobs {
+        let dir = out.join("jobs").join(id);
+        let r = read_stripped(&dir.join("result.json"));
+        if !what.contains("<-") {
+            let epochs: Vec<f64> = r["checkpoints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["epoch"].as_f64().unwrap())
+                .collect();
+            assert_eq!(epochs, vec![0.25, 1.0]);
+            for stem in ["vanilla-at-0_25", "vanilla-at-1", "vanilla"] {
+                assert!(dir.join(format!("{stem}.safetensors")).exists(), "{stem}");
+            }
+        } else if what.contains("magnitude sparsity") {
+            let target = r["sparsity_target"].as_f64().unwrap();
+            let reached = r["report"]["sparsity"]["global"].as_f64().unwrap();
+            assert!((reached - target).abs() < 1e-3, "{reached} vs {target}");
+        } else {
+            ats.push(r["at"].as_f64());
+        }
+    }
+    ats.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(ats, vec![None, Some(0.25), Some(1.0)]);
+}

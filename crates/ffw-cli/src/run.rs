@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
-use ffw_sweep::config::SweepAxes;
+use ffw_sweep::config::{Studies, SweepSection};
 use ffw_sweep::exec::run_local;
 use ffw_sweep::grid::expand;
 use ffw_sweep::store::{write_json_atomic, JobState, Store};
@@ -18,10 +18,11 @@ pub fn run(config_path: &Path, output: Option<PathBuf>, seed: Option<u64>) -> Re
         cfg.seed = s;
     }
     // A run is the base point of the grid; `ffw sweep` expands the axes.
-    cfg.sweep = SweepAxes {
+    cfg.sweep = SweepSection {
         retries: 0,
-        ..SweepAxes::default()
+        ..SweepSection::default()
     };
+    cfg.studies = Studies::default();
     let out = cfg.output_dir(config_path, output);
     let jobs = expand(&cfg);
     let store = Store::open(&out)?;

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use candle_core::Device;
 use ffw_sweep::exec::{run_local, Counts};
-use ffw_sweep::grid::expand;
-use ffw_sweep::store::{JobState, Store};
+use ffw_sweep::grid::{expand, study_members};
+use ffw_sweep::store::{JobState, Manifest, Store};
 use ffw_sweep::RunConfig;
 
 pub struct SweepArgs {
@@ -76,12 +76,17 @@ pub fn sweep(args: SweepArgs, threads_set: bool) -> Result<()> {
     if args.dry_run {
         return dry_run(&args.config, &store, &jobs);
     }
-    distribute(&store, jobs, retries, threads_set, &out)
+    let manifest = Manifest {
+        studies: study_members(&cfg),
+        config: cfg,
+    };
+    distribute(&store, &manifest, jobs, retries, threads_set, &out)
 }
 
 #[cfg(feature = "mpi")]
 fn distribute(
     store: &Store,
+    manifest: &Manifest,
     jobs: Vec<ffw_sweep::grid::Job>,
     retries: usize,
     threads_set: bool,
@@ -91,6 +96,9 @@ fn distribute(
     let universe =
         mpi::initialize().ok_or_else(|| anyhow::anyhow!("MPI was already initialised"))?;
     let world = universe.world();
+    if world.rank() == 0 {
+        store.write_manifest(manifest)?;
+    }
     if world.size() == 1 {
         return report(run_local(store, jobs, retries, &Device::Cpu)?, out);
     }
@@ -115,10 +123,12 @@ fn distribute(
 #[cfg(not(feature = "mpi"))]
 fn distribute(
     store: &Store,
+    manifest: &Manifest,
     jobs: Vec<ffw_sweep::grid::Job>,
     retries: usize,
     _threads_set: bool,
     out: &Path,
 ) -> Result<()> {
+    store.write_manifest(manifest)?;
     report(run_local(store, jobs, retries, &Device::Cpu)?, out)
 }

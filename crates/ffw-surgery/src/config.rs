@@ -26,6 +26,11 @@ pub struct VanillaConfig {
     /// Epochs after which the learning rate is multiplied by `gamma`.
     pub milestones: Vec<usize>,
     pub gamma: f64,
+    /// Points of training (in epochs, fractions allowed: 0.0167 is 1/60 of the first) at
+    /// which the parameters are also saved, for the epoch ablation. Left out of the spec
+    /// when empty, so job identities stay those of configs without it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checkpoints: Vec<f64>,
 }
 
 impl Default for VanillaConfig {
@@ -41,6 +46,7 @@ impl Default for VanillaConfig {
             },
             milestones: vec![40, 60],
             gamma: 0.1,
+            checkpoints: vec![],
         }
     }
 }

@@ -2,13 +2,14 @@
 //!
 //! Flow: [`vanilla`] trains the biased model; [`surgery`] learns gates on its frozen
 //! parameters against `CE + λ·MI`; [`evaluate`] scores any parameter map (vanilla, pruned)
-//! with a freshly trained privacy head.
+//! with a freshly trained privacy head; [`magnitude`] is the paper's pruning baseline.
 
 pub mod checkpoint;
 pub mod config;
 pub mod encode;
 pub mod error;
 pub mod evaluate;
+pub mod magnitude;
 pub mod mi;
 pub mod optim;
 pub mod probe;

@@ -29,6 +29,14 @@ pub struct VanillaEpoch {
 pub struct VanillaOutcome {
     pub params: HashMap<String, Tensor>,
     pub history: Vec<VanillaEpoch>,
+    /// (epochs, parameters) at each of `cfg.checkpoints`, in the order training reached them.
+    pub checkpoints: Vec<(f64, HashMap<String, Tensor>)>,
+}
+
+/// The optimiser step after which a checkpoint at `epochs` is taken: at least the first, so
+/// "1/60 of an epoch" on a small set still means some training.
+pub fn checkpoint_step(epochs: f64, steps_per_epoch: usize) -> usize {
+    ((epochs * steps_per_epoch as f64).round() as usize).max(1)
 }
 
 fn base_lr(cfg: &OptimizerConfig) -> f64 {
@@ -62,6 +70,8 @@ pub fn train_vanilla(
     let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
     let pb = progress::bar((cfg.epochs * steps_per_epoch) as u64, "vanilla");
     let mut history = Vec::with_capacity(cfg.epochs);
+    let mut checkpoints = Vec::with_capacity(cfg.checkpoints.len());
+    let mut step = 0usize;
     for epoch in 0..cfg.epochs {
         let start = Instant::now();
         let lr = multi_step_lr(base_lr(&cfg.optimizer), &cfg.milestones, cfg.gamma, epoch);
@@ -73,6 +83,12 @@ pub fn train_vanilla(
             loss_sum += loss * chunk.len() as f64;
             hits += crate::encode::accuracy(&logits, &b.y)? * chunk.len() as f64;
             seen += chunk.len();
+            step += 1;
+            for &at in &cfg.checkpoints {
+                if checkpoint_step(at, steps_per_epoch) == step {
+                    checkpoints.push((at, store.snapshot()?));
+                }
+            }
             pb.inc(1);
         }
         let loss = loss_sum / seen as f64;
@@ -114,5 +130,6 @@ pub fn train_vanilla(
     Ok(VanillaOutcome {
         params: store.snapshot()?,
         history,
+        checkpoints,
     })
 }

@@ -24,7 +24,11 @@ pub struct RunConfig {
     #[serde(default)]
     pub ffw: FfwSection,
     #[serde(default)]
-    pub sweep: SweepAxes,
+    pub sweep: SweepSection,
+    /// The paper's studies, each a grid of its own over the shared base config; without
+    /// any, `[sweep]` is the one grid.
+    #[serde(default)]
+    pub studies: Studies,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -83,26 +87,132 @@ impl Default for FfwSection {
     }
 }
 
-/// The grid of a sweep: every listed value replaces the base config's. Empty = base value.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// The axes of one grid: every listed value replaces the base config's. Empty = base value.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct SweepAxes {
     pub seeds: Vec<u64>,
     pub rho: Vec<f64>,
     pub lambda: Vec<f64>,
     pub vanilla_epochs: Vec<usize>,
+    /// FFW variants (empty = `ffw.variants`).
+    pub variants: Vec<Variant>,
+    /// Vanilla checkpoints (in epochs, from `vanilla.checkpoints`) that FFW also starts
+    /// from, besides the final model: the epoch ablation.
+    pub at: Vec<f64>,
+    /// Global magnitude-pruning sparsities of the vanilla model, scored like FFW masks.
+    pub magnitude: Vec<f64>,
+}
+
+/// `[sweep]`: the default grid (and the defaults of every study), plus retries.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SweepSection {
+    #[serde(flatten)]
+    pub axes: SweepAxes,
     /// Extra attempts for a failed job before it counts as failed for good.
     pub retries: usize,
 }
 
-impl Default for SweepAxes {
+impl Default for SweepSection {
     fn default() -> Self {
         Self {
-            seeds: vec![],
-            rho: vec![],
-            lambda: vec![],
-            vanilla_epochs: vec![],
+            axes: SweepAxes::default(),
             retries: 1,
+        }
+    }
+}
+
+/// The paper's studies (PROTOCOL §6). An axis a study leaves empty falls back to `[sweep]`'s,
+/// then to the base config. Jobs several studies share run once.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Studies {
+    /// Table 1 / Fig. 5: FFW across λ.
+    pub lambda: Option<SweepAxes>,
+    /// Table 2: vanilla and FFW (both variants) across ρ.
+    pub rho: Option<SweepAxes>,
+    /// Table 6 / Fig. 7: FFW from vanilla checkpoints taken during training.
+    pub epochs: Option<SweepAxes>,
+    /// Table 7 / Fig. 6: global magnitude pruning versus FFW.
+    pub magnitude: Option<SweepAxes>,
+}
+
+impl Studies {
+    /// (name, axes) of every declared study, in table order.
+    pub fn declared(&self) -> Vec<(&'static str, &SweepAxes)> {
+        [
+            ("lambda", &self.lambda),
+            ("rho", &self.rho),
+            ("epochs", &self.epochs),
+            ("magnitude", &self.magnitude),
+        ]
+        .into_iter()
+        .filter_map(|(n, a)| a.as_ref().map(|a| (n, a)))
+        .collect()
+    }
+}
+
+impl SweepAxes {
+    fn validate(&self, at: &str, vanilla: &VanillaConfig) -> Result<()> {
+        let key = |axis: &str| format!("{at}.{axis}");
+        for &r in &self.rho {
+            check_rho(&key("rho"), r)?;
+        }
+        if let Some(l) = self.lambda.iter().find(|l| !(**l >= 0.0 && l.is_finite())) {
+            return Err(bad(
+                &key("lambda"),
+                format!("every value must be >= 0, got {l}"),
+            ));
+        }
+        if self.vanilla_epochs.contains(&0) {
+            return Err(bad(&key("vanilla_epochs"), "every value must be > 0"));
+        }
+        let shortest = self
+            .vanilla_epochs
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(vanilla.epochs);
+        for &c in &vanilla.checkpoints {
+            if !(c > 0.0 && c < shortest as f64) {
+                return Err(bad(
+                    "vanilla.checkpoints",
+                    format!("{c} is not inside (0, {shortest}) epochs of training"),
+                ));
+            }
+        }
+        if let Some(a) = self.at.iter().find(|a| !vanilla.checkpoints.contains(a)) {
+            return Err(bad(
+                &key("at"),
+                format!(
+                    "{a} is not one of vanilla.checkpoints {:?}",
+                    vanilla.checkpoints
+                ),
+            ));
+        }
+        if let Some(m) = self.magnitude.iter().find(|m| !(**m > 0.0 && **m < 1.0)) {
+            return Err(bad(
+                &key("magnitude"),
+                format!("sparsities must be in (0, 1), got {m}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// These axes with every empty one taken from `defaults`.
+    pub fn or(&self, defaults: &SweepAxes) -> SweepAxes {
+        fn pick<T: Clone>(a: &[T], b: &[T]) -> Vec<T> {
+            if a.is_empty() { b } else { a }.to_vec()
+        }
+        SweepAxes {
+            seeds: pick(&self.seeds, &defaults.seeds),
+            rho: pick(&self.rho, &defaults.rho),
+            lambda: pick(&self.lambda, &defaults.lambda),
+            vanilla_epochs: pick(&self.vanilla_epochs, &defaults.vanilla_epochs),
+            variants: pick(&self.variants, &defaults.variants),
+            at: pick(&self.at, &defaults.at),
+            magnitude: pick(&self.magnitude, &defaults.magnitude),
         }
     }
 }
@@ -215,24 +325,24 @@ impl RunConfig {
             ));
         }
         self.ffw.settings.validate()?;
-        for &r in &self.sweep.rho {
-            check_rho("sweep.rho", r)?;
-        }
-        if let Some(l) = self
-            .sweep
-            .lambda
-            .iter()
-            .find(|l| !(**l >= 0.0 && l.is_finite()))
-        {
-            return Err(bad(
-                "sweep.lambda",
-                format!("every value must be >= 0, got {l}"),
-            ));
-        }
-        if self.sweep.vanilla_epochs.contains(&0) {
-            return Err(bad("sweep.vanilla_epochs", "every value must be > 0"));
+        self.sweep.axes.validate("sweep", &self.vanilla)?;
+        for (name, axes) in self.studies.declared() {
+            axes.validate(&format!("studies.{name}"), &self.vanilla)?;
         }
         Ok(())
+    }
+
+    /// The grids to run: each declared study, or `[sweep]` alone as the study "grid".
+    pub fn grids(&self) -> Vec<(&'static str, SweepAxes)> {
+        let declared = self.studies.declared();
+        if declared.is_empty() {
+            vec![("grid", self.sweep.axes.clone())]
+        } else {
+            declared
+                .into_iter()
+                .map(|(n, a)| (n, a.or(&self.sweep.axes)))
+                .collect()
+        }
     }
 
     /// The output directory: `--output`, else the config's `output`, else results/<stem>.
@@ -272,7 +382,7 @@ mod tests {
         assert_eq!(cfg.vanilla, VanillaConfig::default());
         assert_eq!(cfg.ffw.settings.lambda, 10.0);
         assert_eq!(cfg.ffw.variants, vec![Variant::Unstructured]);
-        assert_eq!(cfg.sweep, SweepAxes::default());
+        assert_eq!(cfg.sweep, SweepSection::default());
     }
 
     #[test]
@@ -296,6 +406,28 @@ mod tests {
         let err = parse(&MINIMAL.replace("kernel = 3", "kernel = 4")).unwrap_err();
         assert!(err.to_string().contains("kernel"), "{err}");
         let err = parse(&format!("{MINIMAL}\n[sweep]\nrho = [0.9, 2.0]\n")).unwrap_err();
+        assert!(err.to_string().contains("sweep.rho"), "{err}");
+    }
+
+    #[test]
+    fn studies_are_checked_by_name() {
+        let base = format!("{MINIMAL}\n[vanilla]\nepochs = 4\ncheckpoints = [0.5, 2]\n");
+        let ok = parse(&format!(
+            "{base}[sweep]\nseeds = [0, 1]\n[studies.epochs]\nat = [0.5, 2]\n[studies.magnitude]\nmagnitude = [0.5, 0.9]\n"
+        ))
+        .unwrap();
+        let grids = ok.grids();
+        assert_eq!(grids.len(), 2);
+        assert_eq!(grids[0].1.seeds, vec![0, 1], "studies inherit [sweep] axes");
+        let err = parse(&format!("{base}[studies.lamda]\nlambda = [1]\n")).unwrap_err();
+        assert!(err.to_string().contains("lamda"), "{err}");
+        let err = parse(&format!("{base}[studies.epochs]\nat = [1.0]\n")).unwrap_err();
+        assert!(err.to_string().contains("studies.epochs.at"), "{err}");
+        let err = parse(&format!("{base}[studies.magnitude]\nmagnitude = [1.0]\n")).unwrap_err();
+        assert!(err.to_string().contains("studies.magnitude.magnitude"), "{err}");
+        let err = parse(&base.replace("[0.5, 2]", "[0.5, 4]")).unwrap_err();
+        assert!(err.to_string().contains("vanilla.checkpoints"), "{err}");
+        let err = parse(&format!("{base}[sweep]\nretries = 2\nrho = [3.0]\n")).unwrap_err();
         assert!(err.to_string().contains("sweep.rho"), "{err}");
     }
 }

@@ -7,13 +7,31 @@ use std::time::Instant;
 use candle_core::Device;
 
 use crate::error::{Result, SweepError};
-use crate::grid::{Job, JobSpec};
-use crate::pipeline::{run_ffw_job, run_vanilla};
+use crate::grid::{Job, JobSpec, VanillaSpec};
+use crate::pipeline::{run_ffw_job, run_magnitude_job, run_vanilla};
 use crate::store::{write_json_atomic, Event, EventKind, JobState, Store};
 
 /// Test hook: job ids starting with any of these comma-separated prefixes fail on purpose,
 /// so the failure, retry and skip paths can be exercised end to end.
 pub const FAIL_ENV: &str = "FFW_FAIL_JOBS";
+
+/// The vanilla job `id` that `job` builds on, and its spec.
+fn vanilla_of<'a>(job: &Job, id: &str, jobs: &'a [Job]) -> Result<(&'a Job, &'a VanillaSpec)> {
+    let parent = jobs
+        .iter()
+        .find(|j| j.id == id)
+        .ok_or_else(|| SweepError::Job {
+            job: job.id.clone(),
+            reason: format!("vanilla job {id} is not in the grid"),
+        })?;
+    match &parent.spec {
+        JobSpec::Vanilla(v) => Ok((parent, v)),
+        _ => Err(SweepError::Job {
+            job: job.id.clone(),
+            reason: "dependency is not a vanilla job".into(),
+        }),
+    }
+}
 
 fn execute(store: &Store, job: &Job, jobs: &[Job], device: &Device) -> Result<serde_json::Value> {
     if let Ok(list) = std::env::var(FAIL_ENV) {
@@ -38,19 +56,7 @@ fn execute(store: &Store, job: &Job, jobs: &[Job], device: &Device) -> Result<se
             serde_json::to_value(run_vanilla(spec, job.seed(), &dir, device)?)
         }
         JobSpec::Ffw(spec) => {
-            let parent =
-                jobs.iter()
-                    .find(|j| j.id == spec.vanilla)
-                    .ok_or_else(|| SweepError::Job {
-                        job: job.id.clone(),
-                        reason: format!("vanilla job {} is not in the grid", spec.vanilla),
-                    })?;
-            let JobSpec::Vanilla(vspec) = &parent.spec else {
-                return Err(SweepError::Job {
-                    job: job.id.clone(),
-                    reason: "dependency is not a vanilla job".into(),
-                });
-            };
+            let (parent, vspec) = vanilla_of(job, &spec.vanilla, jobs)?;
             let r = run_ffw_job(
                 spec,
                 vspec,
@@ -58,6 +64,18 @@ fn execute(store: &Store, job: &Job, jobs: &[Job], device: &Device) -> Result<se
                 &store.job_dir(&parent.id),
                 job.seed(),
                 &dir,
+                device,
+            )?;
+            serde_json::to_value(r)
+        }
+        JobSpec::Magnitude(spec) => {
+            let (parent, vspec) = vanilla_of(job, &spec.vanilla, jobs)?;
+            let r = run_magnitude_job(
+                spec,
+                vspec,
+                parent.seed(),
+                &store.job_dir(&parent.id),
+                job.seed(),
                 device,
             )?;
             serde_json::to_value(r)
@@ -332,16 +350,11 @@ mod tests {
     use crate::grid::{FfwSpec, JobSpec};
 
     fn job(id: &str, dep: Option<&str>) -> Job {
-        let spec = match dep {
-            Some(d) => JobSpec::Ffw(FfwSpec {
-                vanilla: d.into(),
-                ffw: Default::default(),
-            }),
-            None => JobSpec::Ffw(FfwSpec {
-                vanilla: String::new(),
-                ffw: Default::default(),
-            }),
-        };
+        let spec = JobSpec::Ffw(FfwSpec {
+            vanilla: dep.unwrap_or_default().into(),
+            at: None,
+            ffw: Default::default(),
+        });
         Job {
             id: id.into(),
             spec,

@@ -1,12 +1,15 @@
 //! The job graph of a sweep. One vanilla job per (data/ρ, seed, vanilla epochs) trains and
-//! scores the biased model; one FFW job per (vanilla job, λ, variant) reuses its checkpoint.
+//! scores the biased model (and its checkpoints); one FFW job per (vanilla job, checkpoint,
+//! λ, variant) and one magnitude-pruning job per (vanilla job, sparsity) reuse it.
 //! A job's identity is a hash of its canonical spec: it names the job's directory and seeds
 //! the job, so results never depend on which rank ran it or in which order.
 use ffw_nn::{Arch, Variant};
 use ffw_surgery::{FfwConfig, ProbeConfig, VanillaConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{DataConfig, RunConfig};
+use std::collections::BTreeMap;
+
+use crate::config::{DataConfig, RunConfig, SweepAxes};
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct VanillaSpec {
@@ -23,7 +26,18 @@ pub struct VanillaSpec {
 pub struct FfwSpec {
     /// Identity of the vanilla job whose checkpoint this job starts from.
     pub vanilla: String,
+    /// The vanilla checkpoint (epochs into training) to start from; none = the final model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<f64>,
     pub ffw: FfwConfig,
+}
+
+/// Global magnitude pruning of a vanilla model (the paper's baseline, Table 7).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct MagnitudeSpec {
+    pub vanilla: String,
+    /// Fraction of the gated weights set to zero, smallest |w| first.
+    pub sparsity: f64,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -31,6 +45,7 @@ pub struct FfwSpec {
 pub enum JobSpec {
     Vanilla(VanillaSpec),
     Ffw(FfwSpec),
+    Magnitude(MagnitudeSpec),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -52,6 +67,7 @@ impl Job {
         match &self.spec {
             JobSpec::Vanilla(_) => vec![],
             JobSpec::Ffw(f) => vec![f.vanilla.as_str()],
+            JobSpec::Magnitude(m) => vec![m.vanilla.as_str()],
         }
     }
 
@@ -72,19 +88,31 @@ impl Job {
                 )
             }
             JobSpec::Ffw(f) => {
-                let parent = jobs
-                    .iter()
-                    .find(|j| j.id == f.vanilla)
-                    .map(|j| j.describe(jobs))
-                    .unwrap_or_default();
                 let variant = match f.ffw.variant {
                     Variant::Unstructured => "unstructured",
                     Variant::Structured => "structured",
                 };
-                format!("ffw {variant} lambda={} <- {parent}", f.ffw.lambda)
+                let at = f.at.map(|a| format!(" at epoch {a}")).unwrap_or_default();
+                format!(
+                    "ffw {variant} lambda={}{at} <- {}",
+                    f.ffw.lambda,
+                    parent(jobs, &f.vanilla)
+                )
             }
+            JobSpec::Magnitude(m) => format!(
+                "magnitude sparsity={} <- {}",
+                m.sparsity,
+                parent(jobs, &m.vanilla)
+            ),
         }
     }
+}
+
+fn parent(jobs: &[Job], id: &str) -> String {
+    jobs.iter()
+        .find(|j| j.id == id)
+        .map(|j| j.describe(jobs))
+        .unwrap_or_default()
 }
 
 /// FNV-1a (64 bit) of the spec's JSON, whose object keys serde_json keeps sorted: stable
@@ -100,21 +128,21 @@ pub fn job_id(spec: &JobSpec) -> String {
     format!("{h:016x}")
 }
 
-fn axis<T: Clone>(values: &[T], base: T) -> Vec<T> {
-    if values.is_empty() {
-        vec![base]
-    } else {
-        values.to_vec()
-    }
+fn axis<T: Clone>(values: &[T], base: &[T]) -> Vec<T> {
+    if values.is_empty() { base } else { values }.to_vec()
 }
 
-/// Every job of the config's grid: vanilla jobs first, each followed by nothing; FFW jobs after.
-pub fn expand(cfg: &RunConfig) -> Vec<Job> {
+/// The jobs of one grid: vanilla jobs first, then the jobs built on them.
+fn expand_axes(cfg: &RunConfig, axes: &SweepAxes) -> Vec<Job> {
     let mut vanilla_jobs = Vec::new();
-    let mut ffw_jobs = Vec::new();
-    for &rho in &axis(&cfg.sweep.rho, cfg.data.rho()) {
-        for &seed in &axis(&cfg.sweep.seeds, cfg.seed) {
-            for &epochs in &axis(&cfg.sweep.vanilla_epochs, cfg.vanilla.epochs) {
+    let mut users = Vec::new();
+    let variants = axis(&axes.variants, &cfg.ffw.variants);
+    let starts: Vec<Option<f64>> = std::iter::once(None)
+        .chain(axes.at.iter().copied().map(Some))
+        .collect();
+    for &rho in &axis(&axes.rho, &[cfg.data.rho()]) {
+        for &seed in &axis(&axes.seeds, &[cfg.seed]) {
+            for &epochs in &axis(&axes.vanilla_epochs, &[cfg.vanilla.epochs]) {
                 let vanilla = Job::new(JobSpec::Vanilla(VanillaSpec {
                     data: cfg.data.with_rho(rho),
                     arch: cfg.arch(),
@@ -125,25 +153,60 @@ pub fn expand(cfg: &RunConfig) -> Vec<Job> {
                     probe: cfg.ffw.settings.probe.clone(),
                     seed,
                 }));
-                for &lambda in &axis(&cfg.sweep.lambda, cfg.ffw.settings.lambda) {
-                    for &variant in &cfg.ffw.variants {
-                        let ffw = FfwConfig {
-                            lambda,
-                            variant,
-                            ..cfg.ffw.settings.clone()
-                        };
-                        ffw_jobs.push(Job::new(JobSpec::Ffw(FfwSpec {
-                            vanilla: vanilla.id.clone(),
-                            ffw,
-                        })));
+                for &at in &starts {
+                    for &lambda in &axis(&axes.lambda, &[cfg.ffw.settings.lambda]) {
+                        for &variant in &variants {
+                            let ffw = FfwConfig {
+                                lambda,
+                                variant,
+                                ..cfg.ffw.settings.clone()
+                            };
+                            users.push(Job::new(JobSpec::Ffw(FfwSpec {
+                                vanilla: vanilla.id.clone(),
+                                at,
+                                ffw,
+                            })));
+                        }
                     }
+                }
+                for &sparsity in &axes.magnitude {
+                    users.push(Job::new(JobSpec::Magnitude(MagnitudeSpec {
+                        vanilla: vanilla.id.clone(),
+                        sparsity,
+                    })));
                 }
                 vanilla_jobs.push(vanilla);
             }
         }
     }
-    vanilla_jobs.extend(ffw_jobs);
+    vanilla_jobs.extend(users);
     vanilla_jobs
+}
+
+/// Every job of the config: the union of its grids ([`RunConfig::grids`]), each job once,
+/// vanilla jobs first.
+pub fn expand(cfg: &RunConfig) -> Vec<Job> {
+    let mut seen = std::collections::HashSet::new();
+    let mut all: Vec<Job> = cfg
+        .grids()
+        .iter()
+        .flat_map(|(_, axes)| expand_axes(cfg, axes))
+        .filter(|j| seen.insert(j.id.clone()))
+        .collect();
+    all.sort_by_key(|j| !matches!(j.spec, JobSpec::Vanilla(_)));
+    all
+}
+
+/// The job identities of each grid by study name ("grid" when no study is declared): what
+/// the report needs to build each study's table.
+pub fn study_members(cfg: &RunConfig) -> BTreeMap<String, Vec<String>> {
+    cfg.grids()
+        .iter()
+        .map(|(name, axes)| {
+            let ids = expand_axes(cfg, axes).into_iter().map(|j| j.id).collect();
+            (name.to_string(), ids)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -189,5 +252,37 @@ mod tests {
         assert_eq!(a[0].id, b[0].id, "λ does not change the vanilla job");
         assert_ne!(a[1].id, b[1].id);
         assert_eq!(a[0].seed(), u64::from_str_radix(&a[0].id, 16).unwrap());
+    }
+
+    #[test]
+    fn studies_share_jobs_and_add_checkpoint_and_magnitude_jobs() {
+        let c = cfg(
+            "[vanilla]\nepochs = 4\ncheckpoints = [0.5, 2.0]\n[sweep]\nseeds = [0, 1]\n\
+             [studies.lambda]\nlambda = [2.0, 10.0]\nvariants = [\"unstructured\"]\n\
+             [studies.epochs]\nat = [0.5, 2.0]\nvariants = [\"unstructured\"]\n\
+             [studies.magnitude]\nmagnitude = [0.5, 0.9]\nvariants = [\"unstructured\"]\n",
+        );
+        let jobs = expand(&c);
+        let count = |f: fn(&JobSpec) -> bool| jobs.iter().filter(|j| f(&j.spec)).count();
+        // One vanilla job per seed, shared by all three studies.
+        assert_eq!(count(|s| matches!(s, JobSpec::Vanilla(_))), 2);
+        // Per seed: λ 2 and 10 (final), λ 10 at 0.5 and 2.0 epochs.
+        assert_eq!(count(|s| matches!(s, JobSpec::Ffw(_))), 2 * 4);
+        assert_eq!(count(|s| matches!(s, JobSpec::Magnitude(_))), 2 * 2);
+        assert!(jobs[..2]
+            .iter()
+            .all(|j| matches!(j.spec, JobSpec::Vanilla(_))));
+        let studies = study_members(&c);
+        assert_eq!(studies["lambda"].len(), 2 + 2 * 2);
+        assert_eq!(studies["epochs"].len(), 2 + 2 * 3);
+        assert_eq!(studies["magnitude"].len(), 2 + 2 + 2 * 2);
+        let ids: std::collections::HashSet<_> = jobs.iter().map(|j| &j.id).collect();
+        assert!(studies.values().flatten().all(|id| ids.contains(id)));
+        // The λ=10 final job belongs to all three studies.
+        let shared = studies["lambda"]
+            .iter()
+            .filter(|id| studies["epochs"].contains(id) && studies["magnitude"].contains(id))
+            .count();
+        assert_eq!(shared, 2 + 2, "vanilla and λ=10 FFW jobs, per seed");
     }
 }

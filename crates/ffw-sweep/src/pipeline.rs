@@ -1,7 +1,7 @@
 //! The work of one job: data → vanilla model (trained or reused) → its evaluation, or
 //! vanilla checkpoint → FFW → evaluation of the final and best masks.
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
@@ -11,15 +11,16 @@ use ffw_nn::params::{load_tensors, save_tensors};
 use ffw_nn::{GateMode, Variant};
 use ffw_surgery::checkpoint::{self, CheckpointCard};
 use ffw_surgery::evaluate::{evaluate_params, MaskReport, UnbiasedSets};
+use ffw_surgery::magnitude::magnitude_mask;
 use ffw_surgery::probe::ProbeInit;
 use ffw_surgery::seeds::sub_seed;
 use ffw_surgery::surgery::{run_ffw, Checkpoint, FfwEpoch};
-use ffw_surgery::vanilla::{train_vanilla, VanillaEpoch};
+use ffw_surgery::vanilla::{train_vanilla, VanillaEpoch, VanillaOutcome};
 use serde::{Deserialize, Serialize};
 
 use crate::config::DataConfig;
 use crate::error::{Result, SweepError};
-use crate::grid::{FfwSpec, VanillaSpec};
+use crate::grid::{FfwSpec, MagnitudeSpec, VanillaSpec};
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct VanillaResult {
@@ -27,19 +28,40 @@ pub struct VanillaResult {
     pub history: Vec<VanillaEpoch>,
     /// The vanilla model scored like every mask: unbiased test and val, fresh probe.
     pub report: MaskReport,
+    /// The model at each of `vanilla.checkpoints`, scored the same way.
+    #[serde(default)]
+    pub checkpoints: Vec<CheckpointReport>,
     pub wall_secs: BTreeMap<String, f64>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct CheckpointReport {
+    /// Epochs of training (fractions of the first epoch included).
+    pub epoch: f64,
+    pub report: MaskReport,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct FfwResult {
     pub variant: Variant,
     pub lambda: f64,
+    /// The vanilla checkpoint FFW started from (epochs); none = the final model.
+    #[serde(default)]
+    pub at: Option<f64>,
     /// The mask at the end of the temperature schedule.
     pub final_mask: MaskReport,
     /// The intermediate mask with the lowest validation bias accuracy, and its epoch.
     pub best_intermediate: Option<(usize, MaskReport)>,
     pub epochs: Vec<FfwEpoch>,
     pub temperature_changes: Vec<Checkpoint>,
+    pub wall_secs: f64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct MagnitudeResult {
+    /// The requested sparsity; `report.sparsity` holds the one reached.
+    pub sparsity_target: f64,
+    pub report: MaskReport,
     pub wall_secs: f64,
 }
 
@@ -59,12 +81,78 @@ fn sets(splits: &BiasedMnistSplits) -> UnbiasedSets<'_> {
     }
 }
 
-fn probes_path(dir: &Path) -> std::path::PathBuf {
-    dir.join("probes.safetensors")
+/// File stem of a checkpoint label: `.` would read as an extension.
+fn at_label(at: Option<f64>) -> String {
+    at.map(|a| format!("-at-{}", a.to_string().replace('.', "_")))
+        .unwrap_or_default()
+}
+
+fn checkpoint_stem(dir: &Path, at: Option<f64>) -> PathBuf {
+    dir.join(format!("vanilla{}", at_label(at)))
+}
+
+fn probes_path(dir: &Path, at: Option<f64>) -> PathBuf {
+    dir.join(format!("probes{}.safetensors", at_label(at)))
+}
+
+/// The final parameters and those of every checkpoint, if `dir` holds them for this exact
+/// spec. Checkpoints are written before the final card, so a final card means all exist.
+fn load_trained(spec: &VanillaSpec, dir: &Path, device: &Device) -> Result<Option<VanillaOutcome>> {
+    let provenance = serde_json::to_value(spec).expect("specs serialise");
+    let Some((params, card)) = checkpoint::load(&checkpoint_stem(dir, None), device)? else {
+        return Ok(None);
+    };
+    if card.provenance != provenance {
+        return Ok(None);
+    }
+    let mut checkpoints = Vec::new();
+    for &at in &spec.vanilla.checkpoints {
+        match checkpoint::load(&checkpoint_stem(dir, Some(at)), device)? {
+            Some((p, _)) => checkpoints.push((at, p)),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(VanillaOutcome {
+        params,
+        history: card.history,
+        checkpoints,
+    }))
+}
+
+/// Scores a vanilla parameter map with fresh privacy heads and saves the heads, which seed
+/// the FFW jobs that start from this map.
+fn score_vanilla(
+    spec: &VanillaSpec,
+    params: &HashMap<String, Tensor>,
+    splits: &BiasedMnistSplits,
+    seed: u64,
+    probes: &Path,
+    device: &Device,
+) -> Result<MaskReport> {
+    let fresh = ProbeInit::Fresh {
+        seed: sub_seed(seed, "probe"),
+    };
+    let eval = evaluate_params(
+        &spec.arch,
+        params,
+        &sets(splits),
+        &spec.probe,
+        &fresh,
+        sub_seed(seed, "eval"),
+        device,
+    )?;
+    let mut heads = HashMap::new();
+    for (a, probe) in eval.probes.iter().enumerate() {
+        for (name, t) in probe.params()? {
+            heads.insert(format!("{a}.{name}"), t);
+        }
+    }
+    save_tensors(&heads, probes)?;
+    Ok(eval.report)
 }
 
 /// Trains (or reuses, if `dir` holds a checkpoint of this exact spec) and scores the vanilla
-/// model; saves the checkpoint and the privacy heads fitted on it.
+/// model and its checkpoints; saves them and the privacy heads fitted on each.
 pub fn run_vanilla(
     spec: &VanillaSpec,
     seed: u64,
@@ -83,14 +171,12 @@ pub fn run_vanilla(
     wall.insert("data".to_string(), t.elapsed().as_secs_f64());
 
     let t = Instant::now();
-    let provenance = serde_json::to_value(spec).expect("specs serialise");
-    let stem = dir.join("vanilla");
-    let (params, history) = match checkpoint::load(&stem, device)? {
-        Some((params, card)) if card.provenance == provenance => {
-            tracing::info!(checkpoint = %stem.display(), "reusing vanilla checkpoint");
-            (params, card.history)
+    let trained = match load_trained(spec, dir, device)? {
+        Some(found) => {
+            tracing::info!(dir = %dir.display(), "reusing vanilla checkpoint");
+            found
         }
-        _ => {
+        None => {
             let out = train_vanilla(
                 &spec.arch,
                 &splits.train,
@@ -99,56 +185,70 @@ pub fn run_vanilla(
                 seed,
                 device,
             )?;
-            let card = CheckpointCard {
+            let card = |epochs: usize| CheckpointCard {
                 arch: spec.arch.clone(),
-                provenance,
-                epochs: spec.vanilla.epochs,
-                history: out.history.clone(),
+                provenance: serde_json::to_value(spec).expect("specs serialise"),
+                epochs,
+                history: out.history[..epochs.min(out.history.len())].to_vec(),
                 ffw_version: env!("CARGO_PKG_VERSION").to_string(),
             };
-            checkpoint::save(&stem, &out.params, &card)?;
-            (out.params, out.history)
+            for (at, params) in &out.checkpoints {
+                checkpoint::save(
+                    &checkpoint_stem(dir, Some(*at)),
+                    params,
+                    &card(at.floor() as usize),
+                )?;
+            }
+            checkpoint::save(
+                &checkpoint_stem(dir, None),
+                &out.params,
+                &card(spec.vanilla.epochs),
+            )?;
+            out
         }
     };
     wall.insert("vanilla".to_string(), t.elapsed().as_secs_f64());
 
     let t = Instant::now();
-    let fresh = ProbeInit::Fresh {
-        seed: sub_seed(seed, "probe"),
-    };
-    let eval = evaluate_params(
-        &spec.arch,
-        &params,
-        &sets(&splits),
-        &spec.probe,
-        &fresh,
-        sub_seed(seed, "eval"),
+    let mut checkpoints = Vec::new();
+    for (at, params) in &trained.checkpoints {
+        let report = score_vanilla(
+            spec,
+            params,
+            &splits,
+            seed,
+            &probes_path(dir, Some(*at)),
+            device,
+        )?;
+        tracing::info!(epoch = at, task_acc = report.test.task_acc, bias_acc = ?report.test.bias_acc, "vanilla checkpoint on unbiased test");
+        checkpoints.push(CheckpointReport { epoch: *at, report });
+    }
+    let report = score_vanilla(
+        spec,
+        &trained.params,
+        &splits,
+        seed,
+        &probes_path(dir, None),
         device,
     )?;
-    let mut heads = HashMap::new();
-    for (a, probe) in eval.probes.iter().enumerate() {
-        for (name, t) in probe.params()? {
-            heads.insert(format!("{a}.{name}"), t);
-        }
-    }
-    save_tensors(&heads, &probes_path(dir))?;
-    tracing::info!(task_acc = eval.report.test.task_acc, bias_acc = ?eval.report.test.bias_acc, "vanilla on unbiased test");
+    tracing::info!(task_acc = report.test.task_acc, bias_acc = ?report.test.bias_acc, "vanilla on unbiased test");
     wall.insert("evaluation".to_string(), t.elapsed().as_secs_f64());
     Ok(VanillaResult {
         data_sizes,
-        history,
-        report: eval.report,
+        history: trained.history,
+        report,
+        checkpoints,
         wall_secs: wall,
     })
 }
 
 /// The privacy heads saved by [`run_vanilla`], one map per bias attribute.
 fn load_probes(
-    dir: &Path,
+    path: &Path,
     n_attrs: usize,
     device: &Device,
 ) -> Result<Vec<HashMap<String, Tensor>>> {
-    let all = load_tensors(&probes_path(dir), device)?;
+    let all = load_tensors(path, device)?;
     let mut maps = vec![HashMap::new(); n_attrs];
     for (key, t) in all {
         let parsed = key
@@ -160,13 +260,27 @@ fn load_probes(
             }
             _ => {
                 return Err(SweepError::File {
-                    path: probes_path(dir),
+                    path: path.to_path_buf(),
                     reason: format!("unexpected tensor {key}"),
                 });
             }
         }
     }
     Ok(maps)
+}
+
+/// The vanilla parameters a job starts from: the final model or checkpoint `at`.
+fn load_start(
+    vanilla_dir: &Path,
+    at: Option<f64>,
+    device: &Device,
+) -> Result<HashMap<String, Tensor>> {
+    let stem = checkpoint_stem(vanilla_dir, at);
+    let (params, _) = checkpoint::load(&stem, device)?.ok_or_else(|| SweepError::File {
+        path: stem.with_extension("json"),
+        reason: "vanilla checkpoint missing".into(),
+    })?;
+    Ok(params)
 }
 
 /// FFW from the vanilla job's checkpoint (in `vanilla_dir`), evaluated with fresh probes.
@@ -181,12 +295,12 @@ pub fn run_ffw_job(
 ) -> Result<FfwResult> {
     let t = Instant::now();
     let splits = load_splits(&vanilla.data, vanilla_seed)?;
-    let stem = vanilla_dir.join("vanilla");
-    let (base, _) = checkpoint::load(&stem, device)?.ok_or_else(|| SweepError::File {
-        path: stem.with_extension("json"),
-        reason: "vanilla checkpoint missing".into(),
-    })?;
-    let probes = load_probes(vanilla_dir, splits.unbiased_train.biases.len(), device)?;
+    let base = load_start(vanilla_dir, spec.at, device)?;
+    let probes = load_probes(
+        &probes_path(vanilla_dir, spec.at),
+        splits.unbiased_train.biases.len(),
+        device,
+    )?;
     let arch = &vanilla.arch;
     let sets = sets(&splits);
     let outcome = run_ffw(
@@ -234,10 +348,53 @@ pub fn run_ffw_job(
     Ok(FfwResult {
         variant: spec.ffw.variant,
         lambda: spec.ffw.lambda,
+        at: spec.at,
         final_mask,
         best_intermediate,
         epochs: outcome.history,
         temperature_changes: outcome.checkpoints,
+        wall_secs: t.elapsed().as_secs_f64(),
+    })
+}
+
+/// Global magnitude pruning of the final vanilla model, scored like an FFW mask: hard-pruned
+/// parameters, a fresh privacy head to plateau, unbiased val/test.
+pub fn run_magnitude_job(
+    spec: &MagnitudeSpec,
+    vanilla: &VanillaSpec,
+    vanilla_seed: u64,
+    vanilla_dir: &Path,
+    seed: u64,
+    device: &Device,
+) -> Result<MagnitudeResult> {
+    let t = Instant::now();
+    let splits = load_splits(&vanilla.data, vanilla_seed)?;
+    let base = load_start(vanilla_dir, None, device)?;
+    let mask = magnitude_mask(&vanilla.arch, &base, spec.sparsity, device)?;
+    let params = mask.effective_params(&base, GateMode::Hard)?;
+    let fresh = ProbeInit::Fresh {
+        seed: sub_seed(vanilla_seed, "probe"),
+    };
+    let mut report = evaluate_params(
+        &vanilla.arch,
+        &params,
+        &sets(&splits),
+        &vanilla.probe,
+        &fresh,
+        sub_seed(seed, "eval-magnitude"),
+        device,
+    )?
+    .report;
+    report.sparsity = Some(mask.sparsity()?);
+    tracing::info!(
+        sparsity = spec.sparsity,
+        task_acc = report.test.task_acc,
+        bias_acc = ?report.test.bias_acc,
+        "magnitude-pruned model on unbiased test"
+    );
+    Ok(MagnitudeResult {
+        sparsity_target: spec.sparsity,
+        report,
         wall_secs: t.elapsed().as_secs_f64(),
     })
 }

@@ -63,9 +63,19 @@ pub enum JobState {
     NotStarted,
 }
 
+/// `sweep.json`: the config a sweep ran and the jobs of each of its studies, so a report can
+/// be built from the directory alone.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Manifest {
+    pub config: crate::RunConfig,
+    pub studies: std::collections::BTreeMap<String, Vec<String>>,
+}
+
 pub struct Store {
     root: PathBuf,
 }
+
+pub const MANIFEST: &str = "sweep.json";
 
 pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
@@ -99,6 +109,19 @@ impl Store {
 
     pub fn read_result(&self, id: &str) -> Result<serde_json::Value> {
         let path = self.result_path(id);
+        let text = std::fs::read_to_string(&path).map_err(|e| SweepError::io(&path, e))?;
+        serde_json::from_str(&text).map_err(|e| SweepError::File {
+            path,
+            reason: e.to_string(),
+        })
+    }
+
+    pub fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
+        write_json_atomic(&self.root.join(MANIFEST), manifest)
+    }
+
+    pub fn read_manifest(&self) -> Result<Manifest> {
+        let path = self.root.join(MANIFEST);
         let text = std::fs::read_to_string(&path).map_err(|e| SweepError::io(&path, e))?;
         serde_json::from_str(&text).map_err(|e| SweepError::File {
             path,
@@ -188,6 +211,7 @@ mod tests {
             id: id.into(),
             spec: crate::grid::JobSpec::Ffw(crate::grid::FfwSpec {
                 vanilla: "v".into(),
+                at: None,
                 ffw: Default::default(),
             }),
         };
