@@ -89,8 +89,19 @@ fn keep_freed_memory() {
     }
 }
 
+/// candle runs large elementwise ops on its own "barrier pool", whose worker spins 25,000
+/// iterations after every op; with few cores it steals a core from the rayon threads that run
+/// the GEMMs (a third of all samples in `perf`, the MLP step ~2x slower). Elementwise work
+/// stays on the calling thread unless the user sets `CANDLE_NUM_THREADS` themselves.
+fn single_threaded_elementwise() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+}
+
 fn main() -> Result<()> {
     keep_freed_memory();
+    single_threaded_elementwise();
     let cli = Cli::parse();
     if let Some(t) = cli.threads {
         anyhow::ensure!(t > 0, "--threads must be > 0");

@@ -2,6 +2,7 @@
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::gemm::{gemm, Threads};
 use crate::storage::contiguous_f32;
 
 /// Convolution of `x` `[N, C, H, W]` with `w` `[O, C, k, k]`, no bias. On the CPU with f32
@@ -126,50 +127,6 @@ fn col2im(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
     }
 }
 
-/// Row-major `dst[m×n] (+)= A·B` with `A(i,l) = a[i·ars + l·acs]`, `B(l,j) = b[l·brs + j·bcs]`.
-/// Single-threaded: the callers parallelise over the batch.
-#[allow(clippy::too_many_arguments)]
-fn gemm(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    acc: bool,
-    a: &[f32],
-    ars: usize,
-    acs: usize,
-    b: &[f32],
-    brs: usize,
-    bcs: usize,
-) {
-    debug_assert!(dst.len() >= m * n);
-    // SAFETY: every index the strides describe lies inside the slices (checked by the callers'
-    // geometry: a is m×k, b is k×n, dst is m×n).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            acc,
-            a.as_ptr(),
-            acs as isize,
-            ars as isize,
-            b.as_ptr(),
-            bcs as isize,
-            brs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
-}
-
 /// Forward: `(x, w) → y`.
 struct Conv2dOp {
     stride: usize,
@@ -199,6 +156,7 @@ impl CustomOp2 for Conv2dOp {
             |cols, (i, y)| {
                 im2col(&g, &x[i * g.in_len()..(i + 1) * g.in_len()], cols);
                 gemm(
+                    Threads::One,
                     g.o,
                     g.out_hw(),
                     g.ckk(),
@@ -300,6 +258,7 @@ impl CustomOp2 for InputGradOp {
             |cols, (i, dxi)| {
                 let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
                 gemm(
+                    Threads::One,
                     g.ckk(),
                     g.out_hw(),
                     g.o,
@@ -369,6 +328,7 @@ impl CustomOp2 for WeightGradOp {
                     im2col(&g, &x[i * g.in_len()..(i + 1) * g.in_len()], &mut cols);
                     let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
                     gemm(
+                        Threads::One,
                         g.o,
                         g.ckk(),
                         g.out_hw(),

@@ -1,13 +1,17 @@
 //! Fast CPU kernels as candle custom ops. candle's own CPU convolution backward goes through a
 //! direct `conv_transpose2d` and a slow kernel-gradient convolution; these ops run forward,
 //! input gradient and weight gradient as im2col/col2im + GEMM, parallel over the batch.
-//! Other devices keep candle's implementation.
+//! Linear layers skip the input gradient of data batches. Other devices keep candle's
+//! implementation.
 
 pub mod batch_norm;
 pub mod conv;
+mod gemm;
+pub mod linear;
 mod storage;
 pub mod tanh;
 
 pub use batch_norm::batch_norm_train;
 pub use conv::conv2d;
+pub use linear::matmul_t;
 pub use tanh::tanh;

@@ -2,7 +2,7 @@
 //! starts from the same distribution as the authors' PyTorch models.
 use candle_core::{Module, ModuleT, Result, Tensor, Var};
 use candle_nn::init::{FanInOut, Init, NonLinearity, NormalOrUniform};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
 /// `nn.Linear`: weight and bias uniform in ±1/sqrt(fan_in) (kaiming_uniform with a = √5).
 pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
@@ -13,7 +13,20 @@ pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
     };
     let w = vb.get_with_hints((out_dim, in_dim), "weight", init)?;
     let b = vb.get_with_hints(out_dim, "bias", init)?;
-    Ok(Linear::new(w, Some(b)))
+    Ok(Linear { weight: w, bias: b })
+}
+
+/// A linear layer with bias whose CPU path runs on [`ffw_kernels::matmul_t`] (no gradient
+/// for inputs nobody tracks).
+pub struct Linear {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ffw_kernels::matmul_t(x, &self.weight)?.broadcast_add(&self.bias)
+    }
 }
 
 /// `nn.Conv2d` (stride 1, same padding) re-initialised as the authors do:

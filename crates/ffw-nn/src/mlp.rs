@@ -1,9 +1,9 @@
 //! The Multi-Color MNIST MLP (PROTOCOL §5): flattened input, ReLU hidden layers, linear head;
 //! the last hidden layer is the bottleneck.
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
-use crate::layers;
+use crate::layers::{self, Linear};
 
 pub struct Mlp {
     hidden: Vec<Linear>,

@@ -1,9 +1,9 @@
 //! The privacy head (bias probe): one linear layer from the bottleneck to the bias classes,
 //! the same shape as the task head (PROTOCOL §3).
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
-use crate::layers;
+use crate::layers::{self, Linear};
 
 pub struct PrivacyHead {
     linear: Linear,

@@ -2,9 +2,9 @@
 //! 3→16→32→64→128 with BatchNorm, ReLU after the first three and tanh after the last,
 //! global average pooling as the bottleneck, and a linear task head.
 use candle_core::{Module, ModuleT, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
-use crate::layers::{self, BatchNorm, Conv2d};
+use crate::layers::{self, BatchNorm, Conv2d, Linear};
 
 pub const CHANNELS: [usize; 5] = [3, 16, 32, 64, 128];
 /// Names of the gated layers, in forward order.

@@ -424,7 +424,10 @@ mod tests {
         let err = parse(&format!("{base}[studies.epochs]\nat = [1.0]\n")).unwrap_err();
         assert!(err.to_string().contains("studies.epochs.at"), "{err}");
         let err = parse(&format!("{base}[studies.magnitude]\nmagnitude = [1.0]\n")).unwrap_err();
-        assert!(err.to_string().contains("studies.magnitude.magnitude"), "{err}");
+        assert!(
+            err.to_string().contains("studies.magnitude.magnitude"),
+            "{err}"
+        );
         let err = parse(&base.replace("[0.5, 2]", "[0.5, 4]")).unwrap_err();
         assert!(err.to_string().contains("vanilla.checkpoints"), "{err}");
         let err = parse(&format!("{base}[sweep]\nretries = 2\nrho = [3.0]\n")).unwrap_err();
