@@ -69,6 +69,13 @@ impl Geometry {
     fn out_len(&self) -> usize {
         self.o * self.out_hw()
     }
+    /// Stride 1: the output columns `lo..hi` whose input column `ow + kj − p` lies inside a
+    /// row of `w` pixels, so a row copies as one slice (the hot loop of small kernels).
+    fn valid_cols(&self, kj: usize) -> (usize, usize) {
+        let lo = self.pad.saturating_sub(kj).min(self.wo);
+        let hi = (self.w + self.pad).saturating_sub(kj).clamp(lo, self.wo);
+        (lo, hi)
+    }
     /// Input column of output column `ox` at kernel offset `kj`, if inside the image.
     fn src(&self, out: usize, kern: usize, size: usize) -> Option<usize> {
         (out * self.stride + kern)
@@ -89,6 +96,13 @@ fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
                     let dst = &mut row[oh * g.wo..(oh + 1) * g.wo];
                     match g.src(oh, ki, g.h) {
                         None => dst.fill(0.0),
+                        Some(ih) if g.stride == 1 => {
+                            let (lo, hi) = g.valid_cols(kj);
+                            let src = &plane[ih * g.w + lo + kj - g.pad..][..hi - lo];
+                            dst[..lo].fill(0.0);
+                            dst[lo..hi].copy_from_slice(src);
+                            dst[hi..].fill(0.0);
+                        }
                         Some(ih) => {
                             let src = &plane[ih * g.w..(ih + 1) * g.w];
                             for (ow, d) in dst.iter_mut().enumerate() {
@@ -116,9 +130,16 @@ fn col2im(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
                         continue;
                     };
                     let dst = &mut plane[ih * g.w..(ih + 1) * g.w];
-                    for (ow, v) in row[oh * g.wo..(oh + 1) * g.wo].iter().enumerate() {
-                        if let Some(iw) = g.src(ow, kj, g.w) {
-                            dst[iw] += v;
+                    let src = &row[oh * g.wo..(oh + 1) * g.wo];
+                    if g.stride == 1 {
+                        let (lo, hi) = g.valid_cols(kj);
+                        let dst = &mut dst[lo + kj - g.pad..][..hi - lo];
+                        dst.iter_mut().zip(&src[lo..hi]).for_each(|(d, v)| *d += v);
+                    } else {
+                        for (ow, v) in src.iter().enumerate() {
+                            if let Some(iw) = g.src(ow, kj, g.w) {
+                                dst[iw] += v;
+                            }
                         }
                     }
                 }
