@@ -5,6 +5,7 @@ user of the authors' code would run them. Prints the same table as `ffw bench`.
     python3 bench/torch_reference.py --threads 2 --steps 5
 """
 import argparse
+import resource
 import time
 
 import torch
@@ -140,14 +141,23 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--only", nargs="*", default=[], help="cases to run (default all)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"{'case':<14} {'batch':>6} {'vanilla img/s':>14} {'ffw img/s':>14} {'eval img/s':>14}"
           f"   (torch {torch.__version__}, threads {args.threads}, median of {args.steps} steps)")
-    bench("simpleconv-k7", SimpleConvNet(7), 100, args.steps)
-    bench("simpleconv-k3", SimpleConvNet(3), 100, args.steps)
-    bench("mlp", Mlp(), 256, args.steps)
+    cases = {
+        "simpleconv-k7": (lambda: SimpleConvNet(7), 100),
+        "simpleconv-k3": (lambda: SimpleConvNet(3), 100),
+        "mlp": (Mlp, 256),
+    }
+    for name, (build, batch) in cases.items():
+        if not args.only or name in args.only:
+            bench(name, build(), batch, args.steps)
+    # Peak resident memory of the whole process (run one case with --only to compare a step).
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS {peak:.0f} MiB")
 
 
 if __name__ == "__main__":

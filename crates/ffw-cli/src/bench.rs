@@ -145,5 +145,14 @@ pub fn bench(steps: usize, only: &[String]) -> Result<()> {
             case.name, case.batch, vanilla, ffw, eval
         );
     }
+    // Peak resident memory of the whole process (run one case with --only to compare a step).
+    println!("peak RSS {:.0} MiB", peak_rss_mib());
     Ok(())
+}
+
+fn peak_rss_mib() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    usage.ru_maxrss as f64 / 1024.0 // kilobytes on Linux
 }

@@ -30,17 +30,21 @@ pub fn print_summary(r: &RunResult) {
     let pct = |v: f64| format!("{:6.2}", 100.0 * v);
     let bias = |v: &[f64]| v.iter().map(|b| pct(*b)).collect::<Vec<_>>().join("/");
     println!(
-        "{:<34} {:>7} {:>7} {:>9}",
-        "unbiased test", "task %", "bias %", "sparsity"
+        "{:<34} {:>7} {:>9} {:>11} {:>7} {:>9}",
+        "unbiased test", "task %", "aligned %", "conflicting", "bias %", "sparsity"
     );
-    let v = &r.vanilla.report.test;
-    println!(
-        "{:<34} {} {} {:>9}",
-        "vanilla",
-        pct(v.task_acc),
-        bias(&v.bias_acc),
-        "-"
-    );
+    let row = |label: &str, s: &ffw_surgery::evaluate::SplitScores, sparsity: String| {
+        println!(
+            "{:<34} {} {:>9} {:>11} {} {:>9}",
+            label,
+            pct(s.task_acc),
+            bias(&s.aligned_acc),
+            bias(&s.conflicting_acc),
+            bias(&s.bias_acc),
+            sparsity
+        );
+    };
+    row("vanilla", &r.vanilla.report.test, "-".into());
     for f in &r.ffw {
         let name = format!("{:?}", f.variant).to_lowercase();
         let rows = std::iter::once((format!("ffw {name} (final)"), &f.final_mask)).chain(
@@ -54,13 +58,7 @@ pub fn print_summary(r: &RunResult) {
                 .as_ref()
                 .map(|s| pct(s.global))
                 .unwrap_or_default();
-            println!(
-                "{:<34} {} {} {:>9}",
-                label,
-                pct(m.test.task_acc),
-                bias(&m.test.bias_acc),
-                s
-            );
+            row(&label, &m.test, s);
         }
     }
 }

@@ -54,6 +54,28 @@ pub fn accuracy(logits: &Tensor, labels: &Tensor) -> Result<f64> {
     Ok(hits as f64 / n as f64)
 }
 
+/// Task accuracy on the samples whose bias label equals the task label ("aligned": the
+/// shortcut gives the right answer) and on the others ("conflicting"), for one attribute.
+pub fn aligned_conflicting(logits: &Tensor, labels: &Tensor, bias: &Tensor) -> Result<(f64, f64)> {
+    let pred = logits.argmax(1)?.to_vec1::<u32>()?;
+    let (y, b) = (labels.to_vec1::<u32>()?, bias.to_vec1::<u32>()?);
+    let mut hits = [0usize; 2];
+    let mut n = [0usize; 2];
+    for ((p, y), b) in pred.iter().zip(&y).zip(&b) {
+        let group = usize::from(b != y);
+        n[group] += 1;
+        hits[group] += usize::from(p == y);
+    }
+    let frac = |g: usize| {
+        if n[g] == 0 {
+            f64::NAN
+        } else {
+            hits[g] as f64 / n[g] as f64
+        }
+    };
+    Ok((frac(0), frac(1)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +86,11 @@ mod tests {
         let logits = Tensor::new(&[[0.1f32, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]], &d).unwrap();
         let labels = Tensor::new(&[1u32, 0, 0, 1], &d).unwrap();
         assert_eq!(accuracy(&logits, &labels).unwrap(), 0.5);
+        // Predictions 1, 0, 1, 0: rows 0 and 1 aligned (both right), rows 2 and 3 not (both wrong).
+        let bias = Tensor::new(&[1u32, 0, 1, 0], &d).unwrap();
+        assert_eq!(
+            aligned_conflicting(&logits, &labels, &bias).unwrap(),
+            (1.0, 0.0)
+        );
     }
 }

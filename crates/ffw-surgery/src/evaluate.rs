@@ -10,7 +10,7 @@ use ffw_nn::Arch;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ProbeConfig;
-use crate::encode::{accuracy, encode, Encoded};
+use crate::encode::{accuracy, aligned_conflicting, encode, Encoded};
 use crate::error::Result;
 use crate::probe::{Probe, ProbeInit};
 use crate::seeds::sub_seed;
@@ -29,6 +29,12 @@ pub struct SplitScores {
     pub bias_acc: Vec<f64>,
     /// One entry per bias attribute: mean minibatch MI between bias and the head's output.
     pub mi: Vec<f64>,
+    /// One entry per bias attribute: task accuracy where the bias agrees with the label, and
+    /// where it does not (how much the model leans on the shortcut).
+    #[serde(default)]
+    pub aligned_acc: Vec<f64>,
+    #[serde(default)]
+    pub conflicting_acc: Vec<f64>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -64,14 +70,20 @@ pub fn model_from(
 fn scores(enc: &Encoded, probes: &[Probe], batch: usize) -> Result<SplitScores> {
     let mut bias_acc = Vec::new();
     let mut mi = Vec::new();
+    let (mut aligned_acc, mut conflicting_acc) = (Vec::new(), Vec::new());
     for (probe, bias) in probes.iter().zip(&enc.biases) {
         bias_acc.push(probe.accuracy(&enc.features, bias)?);
         mi.push(probe.mean_mi(&enc.features, bias, batch)?);
+        let (a, c) = aligned_conflicting(&enc.logits, &enc.labels, bias)?;
+        aligned_acc.push(a);
+        conflicting_acc.push(c);
     }
     Ok(SplitScores {
         task_acc: accuracy(&enc.logits, &enc.labels)?,
         bias_acc,
         mi,
+        aligned_acc,
+        conflicting_acc,
     })
 }
 
