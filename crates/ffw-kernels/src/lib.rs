@@ -6,6 +6,7 @@
 
 pub mod batch_norm;
 pub mod conv;
+pub mod gate;
 mod gemm;
 pub mod linear;
 mod storage;
@@ -13,5 +14,6 @@ pub mod tanh;
 
 pub use batch_norm::batch_norm_train;
 pub use conv::conv2d;
+pub use gate::{gate, gated_weight};
 pub use linear::matmul_t;
 pub use tanh::tanh;

@@ -32,11 +32,7 @@ pub enum GateMode {
 
 /// `g(x) = min(2σ(x), 1)`, whose backward is that of the unclamped `2σ(x)` (straight-through
 /// past the clamp, as in the authors' code).
-pub fn gate(x: &Tensor) -> candle_core::Result<Tensor> {
-    let y = (candle_nn::ops::sigmoid(x)? * 2.0)?;
-    let excess = (&y - 1.0)?.relu()?.detach();
-    y - excess
-}
+pub use ffw_kernels::gate;
 
 pub struct GatedLayer {
     pub name: String,
@@ -120,20 +116,6 @@ impl GateSet {
         self.layers.iter().map(|l| l.m.clone()).collect()
     }
 
-    /// The gate value of every layer under `mode` (differentiable in `Soft` mode).
-    fn values(&self, mode: GateMode) -> Result<Vec<Tensor>> {
-        self.layers
-            .iter()
-            .map(|l| {
-                let m = l.m.as_tensor();
-                Ok(match mode {
-                    GateMode::Soft { temperature } => gate(&(m / temperature)?)?,
-                    GateMode::Hard => m.ge(0f32)?.to_dtype(DType::F32)?,
-                })
-            })
-            .collect()
-    }
-
     /// The parameter map of the gated model. Structured gates scale the whole output unit,
     /// so the unit's bias is scaled too (`g·(Wx + b)`).
     pub fn effective_params(
@@ -142,21 +124,35 @@ impl GateSet {
         mode: GateMode,
     ) -> Result<HashMap<String, Tensor>> {
         let mut out = base.clone();
-        for (layer, g) in self.layers.iter().zip(self.values(mode)?) {
+        for layer in &self.layers {
             let wn = weight_name(&layer.name);
             let w = &base[&wn];
-            let w_eff = match self.variant {
-                Variant::Unstructured => (w * &g)?,
-                Variant::Structured => {
+            let m = layer.m.as_tensor();
+            // One gate value per entry of m: soft (differentiable) or the hard mask.
+            let g = || -> Result<Tensor> {
+                Ok(match mode {
+                    GateMode::Soft { temperature } => gate(&(m / temperature)?)?,
+                    GateMode::Hard => m.ge(0f32)?.to_dtype(DType::F32)?,
+                })
+            };
+            let w_eff = match (mode, self.variant) {
+                // Fused: one pass over the weights each way (the hot path of every FFW step).
+                (GateMode::Soft { temperature }, _) => {
+                    ffw_kernels::gated_weight(w, m, temperature)?
+                }
+                (GateMode::Hard, Variant::Unstructured) => (w * g()?)?,
+                (GateMode::Hard, Variant::Structured) => {
                     let mut shape = vec![1usize; w.rank()];
                     shape[0] = w.dim(0)?;
-                    let bn = bias_name(&layer.name);
-                    if let Some(b) = base.get(&bn) {
-                        out.insert(bn, (b * &g)?);
-                    }
-                    w.broadcast_mul(&g.reshape(shape)?)?
+                    w.broadcast_mul(&g()?.reshape(shape)?)?
                 }
             };
+            if self.variant == Variant::Structured {
+                let bn = bias_name(&layer.name);
+                if let Some(b) = base.get(&bn) {
+                    out.insert(bn, (b * g()?)?);
+                }
+            }
             out.insert(wn, w_eff);
         }
         Ok(out)
