@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Installs what the tests need (Open MPI and libclang for the MPI build, the npm digits for the
+# Installs what the tests need (Open MPI and libclang for the MPI build, a font for the report's
+# figures, pdflatex + booktabs so the LaTeX tables are compiled, the npm digits for the
 # importer's real-data test), then runs the whole test suite, MPI tests included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if command -v dpkg >/dev/null; then
   need=()
-  for pkg in openmpi-bin libopenmpi-dev libclang-dev; do
+  for pkg in openmpi-bin libopenmpi-dev libclang-dev fonts-dejavu-core \
+    texlive-latex-base texlive-latex-recommended; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then

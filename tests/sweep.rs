@@ -335,7 +335,8 @@ fn studies_run_checkpoint_and_magnitude_jobs_and_record_their_members() {
     let (jobs, _) = listing(&cfg, &out);
     // 1 vanilla, FFW from the final model and 2 checkpoints, 2 magnitude jobs.
     assert_eq!(jobs.len(), 6, "{jobs:?}");
-    ok(&sweep(&cfg, &out, &[]));
+    let run = sweep(&cfg, &out, &[]);
+    ok(&run);
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
     let members = |s: &str| manifest["studies"][s].as_array().unwrap().len();
@@ -365,4 +366,44 @@ fn studies_run_checkpoint_and_magnitude_jobs_and_record_their_members() {
     }
     ats.sort_by(|a, b| a.partial_cmp(b).unwrap());
     assert_eq!(ats, vec![None, Some(0.25), Some(1.0)]);
+
+    // The sweep ends with its report: the studies' tables and figures, linked from the index.
+    let report = out.join("report");
+    let index = std::fs::read_to_string(report.join("index.md")).unwrap_or_else(|e| {
+        panic!(
+            "no index.md ({e}):\n{}",
+            String::from_utf8_lossy(&run.stderr)
+        )
+    });
+    for stem in [
+        "table6_epochs",
+        "table7_magnitude",
+        "fig6_magnitude",
+        "fig7_epochs",
+    ] {
+        assert!(index.contains(stem), "{stem} not in index.md:\n{index}");
+    }
+    for file in [
+        "fig6_magnitude.png",
+        "fig7_epochs.png",
+        "fig6_magnitude.svg",
+        "jobs.csv",
+    ] {
+        let len = std::fs::metadata(report.join(file)).unwrap().len();
+        assert!(len > 1000, "{file} has {len} bytes");
+    }
+    let table = std::fs::read_to_string(report.join("table7_magnitude.md")).unwrap();
+    assert!(table.contains("50"), "no 50% sparsity row:\n{table}");
+    // `ffw report` rewrites the same report from the results alone.
+    std::fs::remove_dir_all(&report).unwrap();
+    let o = ffw()
+        .args(["report", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("6 of 6 jobs"));
+    assert_eq!(
+        std::fs::read_to_string(report.join("index.md")).unwrap(),
+        index
+    );
 }

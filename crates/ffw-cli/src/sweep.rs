@@ -47,7 +47,12 @@ fn dry_run(cfg_path: &Path, store: &Store, jobs: &[ffw_sweep::grid::Job]) -> Res
     Ok(())
 }
 
-fn report(counts: Counts, out: &Path) -> Result<()> {
+/// Writes the report of what finished (failed jobs show as missing cells), then the counts.
+/// A report that cannot be written (no font, say) is a warning: the results are all on disk.
+fn finish(counts: Counts, out: &Path) -> Result<()> {
+    if let Err(e) = crate::report::report(out) {
+        tracing::warn!("no report: {e:#}; `ffw report {}` retries", out.display());
+    }
     println!(
         "sweep {}: {} done, {} failed, {} skipped (journal: {})",
         out.display(),
@@ -100,7 +105,7 @@ fn distribute(
         store.write_manifest(manifest)?;
     }
     if world.size() == 1 {
-        return report(run_local(store, jobs, retries, &Device::Cpu)?, out);
+        return finish(run_local(store, jobs, retries, &Device::Cpu)?, out);
     }
     let (local_rank, local_size) = ffw_sweep::distributed::node_local(&world);
     if !threads_set && std::env::var_os("RAYON_NUM_THREADS").is_none() {
@@ -115,7 +120,7 @@ fn distribute(
     let device = Device::cuda_if_available(local_rank as usize)?;
     tracing::debug!(rank = world.rank(), local_rank, ?device, "worker ready");
     match ffw_sweep::distributed::run(&world, store, jobs, retries, &device)? {
-        Some(counts) => report(counts, out),
+        Some(counts) => finish(counts, out),
         None => Ok(()),
     }
 }
@@ -130,5 +135,5 @@ fn distribute(
     out: &Path,
 ) -> Result<()> {
     store.write_manifest(manifest)?;
-    report(run_local(store, jobs, retries, &Device::Cpu)?, out)
+    finish(run_local(store, jobs, retries, &Device::Cpu)?, out)
 }

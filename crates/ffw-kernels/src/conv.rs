@@ -398,6 +398,7 @@ mod tests {
     }
 
     /// Forward and both gradients against candle's reference convolution.
+    #[allow(clippy::too_many_arguments)] // one argument per shape dimension
     fn check(
         n: usize,
         c: usize,

@@ -55,8 +55,13 @@ pub fn accuracy(logits: &Tensor, labels: &Tensor) -> Result<f64> {
 }
 
 /// Task accuracy on the samples whose bias label equals the task label ("aligned": the
-/// shortcut gives the right answer) and on the others ("conflicting"), for one attribute.
-pub fn aligned_conflicting(logits: &Tensor, labels: &Tensor, bias: &Tensor) -> Result<(f64, f64)> {
+/// shortcut gives the right answer) and on the others ("conflicting"), for one attribute;
+/// `None` for a group without samples (small splits can have no aligned sample at all).
+pub fn aligned_conflicting(
+    logits: &Tensor,
+    labels: &Tensor,
+    bias: &Tensor,
+) -> Result<(Option<f64>, Option<f64>)> {
     let pred = logits.argmax(1)?.to_vec1::<u32>()?;
     let (y, b) = (labels.to_vec1::<u32>()?, bias.to_vec1::<u32>()?);
     let mut hits = [0usize; 2];
@@ -66,13 +71,7 @@ pub fn aligned_conflicting(logits: &Tensor, labels: &Tensor, bias: &Tensor) -> R
         n[group] += 1;
         hits[group] += usize::from(p == y);
     }
-    let frac = |g: usize| {
-        if n[g] == 0 {
-            f64::NAN
-        } else {
-            hits[g] as f64 / n[g] as f64
-        }
-    };
+    let frac = |g: usize| (n[g] > 0).then(|| hits[g] as f64 / n[g] as f64);
     Ok((frac(0), frac(1)))
 }
 
@@ -90,7 +89,12 @@ mod tests {
         let bias = Tensor::new(&[1u32, 0, 1, 0], &d).unwrap();
         assert_eq!(
             aligned_conflicting(&logits, &labels, &bias).unwrap(),
-            (1.0, 0.0)
+            (Some(1.0), Some(0.0))
+        );
+        let all_aligned = Tensor::new(&[1u32, 0, 0, 1], &d).unwrap();
+        assert_eq!(
+            aligned_conflicting(&logits, &labels, &all_aligned).unwrap(),
+            (Some(0.5), None)
         );
     }
 }

@@ -30,11 +30,12 @@ pub struct SplitScores {
     /// One entry per bias attribute: mean minibatch MI between bias and the head's output.
     pub mi: Vec<f64>,
     /// One entry per bias attribute: task accuracy where the bias agrees with the label, and
-    /// where it does not (how much the model leans on the shortcut).
+    /// where it does not (how much the model leans on the shortcut); `None` where the split
+    /// has no such sample.
     #[serde(default)]
-    pub aligned_acc: Vec<f64>,
+    pub aligned_acc: Vec<Option<f64>>,
     #[serde(default)]
-    pub conflicting_acc: Vec<f64>,
+    pub conflicting_acc: Vec<Option<f64>>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -58,7 +59,22 @@ pub struct Evaluation {
     pub probes: Vec<Probe>,
 }
 
-/// Builds the model from `params` (no gates: pruning is already in the map).
+/// The model for forward passes only: parameters detached, so no op records a backward
+/// graph (which would keep every activation of a whole-split batch alive: gigabytes).
+pub fn frozen_model(
+    arch: &Arch,
+    params: &HashMap<String, Tensor>,
+    device: &Device,
+) -> Result<ffw_nn::Model> {
+    let detached = params
+        .iter()
+        .map(|(k, v)| (k.clone(), v.detach()))
+        .collect();
+    model_from(arch, &detached, device)
+}
+
+/// Builds the model from `params` (no gates: pruning is already in the map); gradients flow
+/// to whatever the tensors were computed from.
 pub fn model_from(
     arch: &Arch,
     params: &HashMap<String, Tensor>,
@@ -98,7 +114,7 @@ pub fn evaluate_params(
     seed: u64,
     device: &Device,
 ) -> Result<Evaluation> {
-    let model = model_from(arch, params, device)?;
+    let model = frozen_model(arch, params, device)?;
     let train = encode(&model, sets.train, device)?;
     let mut probes = Vec::new();
     let mut probe_epochs = Vec::new();

@@ -160,7 +160,7 @@ mod tests {
         // step 1: d = 1 + 0.1 = 1.1, buf = 1.1, p = 1 - 0.11 = 0.89
         assert!((run(&mut opt, &p, 1) - 0.89).abs() < 1e-6);
         // step 2: d = 0.89*1.1 = 0.979, buf = 0.99 + 0.979 = 1.969, p = 0.89 - 0.1969
-        assert!((run(&mut opt, &p, 1) - 0.6931).abs() < 1e-5);
+        assert!((run(&mut opt, &p, 1) - (0.89 - 0.1969)).abs() < 1e-5);
     }
 
     #[test]

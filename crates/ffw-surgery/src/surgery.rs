@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::FfwConfig;
 use crate::encode::encode;
 use crate::error::{Result, SurgeryError};
-use crate::evaluate::{evaluate_params, model_from, MaskReport, UnbiasedSets};
+use crate::evaluate::{evaluate_params, frozen_model, model_from, MaskReport, UnbiasedSets};
 use crate::mi::mutual_information;
 use crate::optim::{Adam, Optimizer};
 use crate::probe::{Probe, ProbeInit};
@@ -161,7 +161,7 @@ pub fn run_ffw(
         }
 
         // Refine the heads to plateau on the current gated encoder, then watch validation MI.
-        let model = model_from(arch, &gates.effective_params(base, mode)?, device)?;
+        let model = frozen_model(arch, &gates.effective_params(base, mode)?, device)?;
         let train_enc = encode(&model, sets.train, device)?;
         let val_enc = encode(&model, sets.val, device)?;
         let mut val_mi = 0.0;

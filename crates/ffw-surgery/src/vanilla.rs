@@ -108,7 +108,8 @@ pub fn train_vanilla(
             train_acc: hits / seen as f64,
             monitor_acc: match monitor {
                 Some(m) => {
-                    let enc = crate::encode::encode(&model, m, device)?;
+                    let frozen = crate::evaluate::frozen_model(arch, &store.snapshot()?, device)?;
+                    let enc = crate::encode::encode(&frozen, m, device)?;
                     Some(crate::encode::accuracy(&enc.logits, &enc.labels)?)
                 }
                 None => None,

@@ -1,0 +1,119 @@
+//! `ffw report`: a sweep's results directory turned into the paper's tables (Markdown,
+//! LaTeX, one CSV of every job) and figures (SVG, PNG), with an index.
+//!
+//! Flow: [`records`] flattens `sweep.json`, the job specs and their results into one record
+//! per scored model; [`aggregate`] groups records into cells (mean ± std over seeds);
+//! [`tables`] and [`figures`] build the paper's tables and figures from those cells and the
+//! published values in [`paper`]; [`table`], [`csv`] and [`plot`] write them; [`index`]
+//! links them.
+pub mod aggregate;
+pub mod csv;
+pub mod error;
+pub mod figures;
+pub mod index;
+pub mod paper;
+pub mod plot;
+pub mod records;
+pub mod table;
+pub mod tables;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{ReportError, Result};
+
+/// The sub-directory of the results directory the report is written to.
+pub const REPORT_DIR: &str = "report";
+
+/// What [`write_report`] wrote.
+#[derive(Clone, Debug)]
+pub struct ReportSummary {
+    /// `RESULTS_DIR/report`.
+    pub dir: PathBuf,
+    /// `RESULTS_DIR/report/index.md`, linking everything else.
+    pub index: PathBuf,
+    /// Every file written, the index included.
+    pub files: Vec<PathBuf>,
+    pub tables: usize,
+    pub figures: usize,
+    /// Figures not drawn, with the reason (their study has no results).
+    pub not_produced: Vec<NotProduced>,
+    /// Jobs listed in `sweep.json`, and those with a `result.json`.
+    pub jobs: usize,
+    pub jobs_done: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct NotProduced {
+    pub figure: String,
+    pub reason: String,
+}
+
+fn write(path: PathBuf, text: &str, files: &mut Vec<PathBuf>) -> Result<()> {
+    std::fs::write(&path, text).map_err(|e| ReportError::io(&path, e))?;
+    files.push(path);
+    Ok(())
+}
+
+/// Reads the sweep in `dir` (its `sweep.json` and `jobs/`) and writes the report into
+/// `dir/report/`, replacing an earlier one's files.
+pub fn write_report(dir: &Path) -> Result<ReportSummary> {
+    let sweep = records::Sweep::load(dir)?;
+    // Before writing anything: without a font no figure can be drawn.
+    plot::register_font()?;
+    let out = dir.join(REPORT_DIR);
+    std::fs::create_dir_all(&out).map_err(|e| ReportError::io(&out, e))?;
+    let mut files = Vec::new();
+
+    let tables = tables::all(&sweep);
+    for t in &tables {
+        write(
+            out.join(format!("{}.md", t.stem)),
+            &t.markdown(),
+            &mut files,
+        )?;
+        write(out.join(format!("{}.tex", t.stem)), &t.latex(), &mut files)?;
+    }
+    write(
+        out.join(index::LATEX_DOCUMENT),
+        &table::latex_document(&tables),
+        &mut files,
+    )?;
+    write(
+        out.join(index::JOBS_CSV),
+        &csv::jobs_csv(&sweep.records),
+        &mut files,
+    )?;
+
+    let figures = figures::all(&sweep);
+    let mut not_produced = Vec::new();
+    for f in &figures {
+        match &f.figure {
+            Ok(figure) => files.extend(plot::render(figure, f.stem, &out)?),
+            Err(reason) => {
+                plot::remove_stale(f.stem, &out)?;
+                not_produced.push(NotProduced {
+                    figure: f.stem.to_string(),
+                    reason: reason.clone(),
+                });
+            }
+        }
+    }
+
+    let index = out.join(index::INDEX);
+    write(
+        index.clone(),
+        &index::markdown(&sweep, &tables, &figures),
+        &mut files,
+    )?;
+    let jobs = sweep.jobs();
+    Ok(ReportSummary {
+        dir: out,
+        index,
+        files,
+        tables: tables.len(),
+        figures: figures.iter().filter(|f| f.figure.is_ok()).count(),
+        not_produced,
+        jobs: jobs.len(),
+        jobs_done: jobs.iter().filter(|id| sweep.is_done(id)).count(),
+    })
+}

@@ -1,0 +1,457 @@
+//! The paper's Tables 1–7, and a table of every configuration for a sweep without studies,
+//! each built from the records of its study (PROTOCOL §6) and the paper's values (§5).
+use std::iter::once;
+
+use ffw_nn::Variant;
+
+use crate::aggregate::{group, Group, Key, Metric, NO_DESIGN};
+use crate::paper::{self, Published};
+use crate::records::{Axis, Method, Record, Sweep};
+use crate::table::{Cell, Column, Table};
+
+const FFW: Method = Method::Ffw(Variant::Unstructured);
+const FFW_STRUCTURED: Method = Method::Ffw(Variant::Structured);
+
+const CELLS: &str = "Unbiased test split, in %. Ours: mean ± sample std over seeds (number of \
+                     seeds with results); – : no finished job, or no published value.";
+const NOT_IMPLEMENTED: &str = "ffw cannot run this benchmark yet: only the paper's values \
+                               (PROTOCOL §5) are shown, our cells are missing.";
+const UNPUBLISHED: &str = "PROTOCOL §5 gives no published values for this table: ours only.";
+
+pub fn all(sweep: &Sweep) -> Vec<Table> {
+    let mut tables = vec![
+        lambda(sweep),
+        rho(sweep),
+        celeba(),
+        corrupted_cifar10(),
+        multi_color_mnist(),
+        epochs(sweep),
+        magnitude(sweep),
+    ];
+    if sweep.has_study("grid") {
+        tables.push(grid(sweep));
+    }
+    tables
+}
+
+/// Up to 4 decimals, trailing zeros dropped: 10, 0.995, 0.0167.
+pub fn num(x: f64) -> String {
+    let s = format!("{x:.4}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Epochs of training; a fraction of the first epoch as the paper writes it (1/60).
+pub fn epochs_label(x: f64) -> String {
+    let inverse = 1.0 / x;
+    if x < 1.0 && (inverse - inverse.round()).abs() < 1e-6 {
+        format!("1/{}", inverse.round())
+    } else {
+        num(x)
+    }
+}
+
+fn or_missing(x: Option<f64>, show: impl Fn(f64) -> String) -> String {
+    x.map_or("–".to_string(), show)
+}
+
+/// The records of a study at the base point on every axis but `free`.
+fn study<'a>(
+    sweep: &'a Sweep,
+    name: &'a str,
+    free: &'a [Axis],
+) -> impl Iterator<Item = &'a Record> {
+    let base = sweep.base();
+    sweep
+        .records
+        .iter()
+        .filter(move |r| r.in_study(name) && base.holds(r, free))
+}
+
+fn absent_note(sweep: &Sweep, name: &str) -> Option<String> {
+    (!sweep.has_study(name)).then(|| {
+        format!(
+            "This sweep declares no {name} study (configs/paper.toml does): our cells are \
+             missing."
+        )
+    })
+}
+
+/// The common layout: the key's columns, the method, then task, bias and sparsity, each
+/// followed by the paper's value when the table has any published value.
+fn comparison(
+    groups: &[Group],
+    key_headers: &[&str],
+    label: impl Fn(&Key) -> Vec<String>,
+    paper: impl Fn(&Key, Method) -> Published,
+) -> (Vec<Column>, Vec<Vec<Cell>>) {
+    let with_paper = groups
+        .iter()
+        .any(|g| paper(&g.key, g.method) != Published::NONE);
+    let mut columns: Vec<Column> = key_headers.iter().map(|h| Column::text(h)).collect();
+    columns.push(Column::text("Method"));
+    for m in Metric::REPORTED {
+        columns.push(Column::number(m.header()));
+        if with_paper {
+            columns.push(Column::number(&format!("{} (paper)", m.header())));
+        }
+    }
+    let rows = groups
+        .iter()
+        .map(|g| {
+            let published = paper(&g.key, g.method);
+            let mut row: Vec<Cell> = label(&g.key).into_iter().map(Cell::Text).collect();
+            row.push(Cell::Text(g.method.label().to_string()));
+            for m in Metric::REPORTED {
+                row.push(Cell::Ours(g.stat(m)));
+                if with_paper {
+                    row.push(Cell::Paper(published.get(m)));
+                }
+            }
+            row
+        })
+        .collect();
+    (columns, rows)
+}
+
+fn lambda(sweep: &Sweep) -> Table {
+    let base = sweep.base();
+    let keyed = study(sweep, "lambda", &[Axis::Lambda])
+        .filter(|r| r.method != Method::Magnitude)
+        .map(|r| (vec![r.lambda], r));
+    let expected = once((vec![None], Method::Vanilla))
+        .chain(paper::LAMBDAS.iter().map(|&l| (vec![Some(l)], FFW)));
+    let groups = group(keyed, expected);
+    let label = |k: &Key| {
+        vec![or_missing(k[0], |l| {
+            if crate::aggregate::same(l, base.lambda) {
+                format!("{} (base)", num(l))
+            } else {
+                num(l)
+            }
+        })]
+    };
+    let (columns, rows) = comparison(&groups, &["λ"], label, |_, _| Published::NONE);
+    Table {
+        stem: "table1_lambda",
+        title: format!(
+            "Table 1: FFW across λ (Biased MNIST, ρ = {})",
+            num(base.rho)
+        ),
+        summary: "task and bias accuracy and sparsity of FFW for each λ, beside the vanilla \
+                  model"
+            .into(),
+        notes: [Some(CELLS.to_string()), Some(UNPUBLISHED.to_string())]
+            .into_iter()
+            .chain(once(absent_note(sweep, "lambda")))
+            .flatten()
+            .collect(),
+        columns,
+        rows,
+    }
+}
+
+fn rho(sweep: &Sweep) -> Table {
+    let base = sweep.base();
+    let keyed = study(sweep, "rho", &[Axis::Rho])
+        .filter(|r| r.method != Method::Magnitude)
+        .map(|r| (vec![Some(r.rho)], r));
+    let expected = paper::RHOS
+        .iter()
+        .flat_map(|&rho| [Method::Vanilla, FFW, FFW_STRUCTURED].map(|m| (vec![Some(rho)], m)));
+    let groups = group(keyed, expected);
+    let (columns, rows) = comparison(
+        &groups,
+        &["ρ"],
+        |k| vec![or_missing(k[0], num)],
+        |k, m| k[0].map_or(Published::NONE, |rho| paper::biased_mnist(rho, m)),
+    );
+    Table {
+        stem: "table2_rho",
+        title: format!(
+            "Table 2: Biased MNIST across ρ (λ = {}, both FFW variants)",
+            num(base.lambda)
+        ),
+        summary: "vanilla and FFW (unstructured and structured) for each training ρ, with the \
+                  paper's values"
+            .into(),
+        notes: once(CELLS.to_string())
+            .chain(absent_note(sweep, "rho"))
+            .collect(),
+        columns,
+        rows,
+    }
+}
+
+/// A benchmark ffw cannot run: the paper's rows, our cells missing.
+fn published_only(
+    stem: &'static str,
+    title: &str,
+    summary: &str,
+    key_header: &str,
+    rows: Vec<(String, Method, Published)>,
+) -> Table {
+    // The rows are in the paper's order; the key indexes them.
+    let expected = (0..rows.len()).map(|i| (vec![Some(i as f64)], rows[i].1));
+    let groups = group(std::iter::empty::<(Key, &Record)>(), expected);
+    let at = |k: &Key| k[0].map_or(0, |i| i as usize);
+    let (columns, cells) = comparison(
+        &groups,
+        &[key_header],
+        |k| vec![rows[at(k)].0.clone()],
+        |k, _| rows[at(k)].2,
+    );
+    Table {
+        stem,
+        title: title.to_string(),
+        summary: summary.to_string(),
+        notes: vec![CELLS.to_string(), NOT_IMPLEMENTED.to_string()],
+        columns,
+        rows: cells,
+    }
+}
+
+fn celeba() -> Table {
+    published_only(
+        "table3_celeba",
+        "Table 3: CelebA (bias: Male)",
+        "CelebA, targets BlondHair and Eyeglasses: the paper's values (benchmark not implemented)",
+        "Target",
+        paper::CELEBA
+            .iter()
+            .map(|(t, m, p)| (t.to_string(), *m, *p))
+            .collect(),
+    )
+}
+
+fn corrupted_cifar10() -> Table {
+    published_only(
+        "table4_corrupted_cifar10",
+        "Table 4: Corrupted CIFAR-10 across ρ",
+        "Corrupted CIFAR-10 for each ρ: the paper's values (benchmark not implemented)",
+        "ρ",
+        paper::CORRUPTED_CIFAR10
+            .iter()
+            .map(|(rho, m, p)| (num(*rho), *m, *p))
+            .collect(),
+    )
+}
+
+fn multi_color_mnist() -> Table {
+    let mut columns = vec![Column::text("Method"), Column::text("Source")];
+    let headers = paper::MULTI_COLOR_GROUPS.into_iter().chain([
+        "Unbiased %",
+        "Bias left %",
+        "Bias right %",
+        "Sparsity %",
+    ]);
+    columns.extend(headers.map(Column::number));
+    let mut rows = Vec::new();
+    for r in paper::MULTI_COLOR_MNIST {
+        let values: Vec<Option<f64>> = r
+            .groups
+            .iter()
+            .copied()
+            .map(Some)
+            .chain([r.unbiased, r.bias[0], r.bias[1], r.sparsity])
+            .collect();
+        let lead = |source: &str| {
+            vec![
+                Cell::Text(r.method.label().to_string()),
+                Cell::Text(source.to_string()),
+            ]
+        };
+        rows.push(
+            lead("paper")
+                .into_iter()
+                .chain(values.iter().map(|v| Cell::Paper(*v)))
+                .collect(),
+        );
+        rows.push(
+            lead("ours")
+                .into_iter()
+                .chain(values.iter().map(|_| Cell::Ours(None)))
+                .collect(),
+        );
+    }
+    Table {
+        stem: "table5_multi_color_mnist",
+        title: "Table 5: Multi-Color MNIST".into(),
+        summary: "Multi-Color MNIST task accuracy per colour group, bias accuracy per side, \
+                  sparsity: the paper's values (benchmark not implemented)"
+            .into(),
+        notes: vec![
+            CELLS.to_string(),
+            "Groups: left (L) and right (R) background colour aligned (A) or conflicting (C) \
+             with the digit; Unbiased = their mean."
+                .into(),
+            NOT_IMPLEMENTED.to_string(),
+        ],
+        columns,
+        rows,
+    }
+}
+
+fn epochs(sweep: &Sweep) -> Table {
+    let base = sweep.base();
+    let keyed = study(sweep, "epochs", &[Axis::At])
+        .filter(|r| r.method != Method::Magnitude)
+        .map(|r| (vec![Some(r.epochs_trained())], r));
+    let final_epoch = base.vanilla_epochs as f64;
+    let points: Vec<f64> = paper::CHECKPOINTS
+        .into_iter()
+        .filter(|&c| c < final_epoch)
+        .chain(once(final_epoch))
+        .collect();
+    let expected = points
+        .iter()
+        .flat_map(|&e| [Method::Vanilla, FFW].map(|m| (vec![Some(e)], m)));
+    let groups = group(keyed, expected);
+    let label = |k: &Key| {
+        vec![or_missing(k[0], |e| {
+            if crate::aggregate::same(e, final_epoch) {
+                format!("{} (final)", epochs_label(e))
+            } else {
+                epochs_label(e)
+            }
+        })]
+    };
+    let (columns, rows) = comparison(&groups, &["Epochs"], label, |_, _| Published::NONE);
+    Table {
+        stem: "table6_epochs",
+        title: format!(
+            "Table 6: FFW from vanilla checkpoints during training (Biased MNIST, ρ = {}, λ = {})",
+            num(base.rho),
+            num(base.lambda)
+        ),
+        summary: "the vanilla model after each amount of training, and FFW started from it".into(),
+        notes: [
+            Some(CELLS.to_string()),
+            Some(
+                "Epochs: of vanilla training (1/60 = a sixtieth of the first epoch); vanilla \
+                 rows score the model at that point, FFW rows the mask FFW finds on it."
+                    .to_string(),
+            ),
+            Some(UNPUBLISHED.to_string()),
+            absent_note(sweep, "epochs"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+        columns,
+        rows,
+    }
+}
+
+fn magnitude(sweep: &Sweep) -> Table {
+    let base = sweep.base();
+    let keyed = study(sweep, "magnitude", &[]).map(|r| (vec![r.magnitude_target], r));
+    let expected = [(vec![None], Method::Vanilla), (vec![None], FFW)]
+        .into_iter()
+        .chain(
+            paper::MAGNITUDE_SPARSITIES
+                .iter()
+                .map(|&s| (vec![Some(s)], Method::Magnitude)),
+        );
+    let groups = group(keyed, expected);
+    let (columns, rows) = comparison(
+        &groups,
+        &["Target sparsity %"],
+        |k| vec![or_missing(k[0], |s| num(100.0 * s))],
+        |_, _| Published::NONE,
+    );
+    Table {
+        stem: "table7_magnitude",
+        title: format!(
+            "Table 7: global magnitude pruning versus FFW (Biased MNIST, ρ = {}, λ = {})",
+            num(base.rho),
+            num(base.lambda)
+        ),
+        summary: "global magnitude pruning of the vanilla model at each target sparsity, \
+                  beside vanilla and FFW"
+            .into(),
+        notes: [
+            Some(CELLS.to_string()),
+            Some(
+                "Sparsity is the one reached; magnitude pruning removes the smallest |w| \
+                 over all gated layers at once."
+                    .to_string(),
+            ),
+            Some(UNPUBLISHED.to_string()),
+            absent_note(sweep, "magnitude"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+        columns,
+        rows,
+    }
+}
+
+/// A sweep without studies: one row per configuration of its grid.
+fn grid(sweep: &Sweep) -> Table {
+    let keyed = sweep
+        .records
+        .iter()
+        .filter(|r| r.in_study("grid"))
+        .map(|r| {
+            let key = vec![
+                Some(r.rho),
+                r.lambda,
+                r.at,
+                r.magnitude_target,
+                Some(r.vanilla_epochs as f64),
+            ];
+            (key, r)
+        });
+    let groups = group(keyed, NO_DESIGN);
+    let label = |k: &Key| {
+        vec![
+            or_missing(k[0], num),
+            or_missing(k[1], num),
+            or_missing(k[2], epochs_label),
+            or_missing(k[3], |s| num(100.0 * s)),
+            or_missing(k[4], num),
+        ]
+    };
+    let (columns, rows) = comparison(
+        &groups,
+        &[
+            "ρ",
+            "λ",
+            "From epoch",
+            "Target sparsity %",
+            "Vanilla epochs",
+        ],
+        label,
+        |_, _| Published::NONE,
+    );
+    Table {
+        stem: "table_grid",
+        title: "Every configuration of the sweep's grid".into(),
+        summary: "every configuration of the [sweep] grid (the config declares no studies)".into(),
+        notes: vec![
+            CELLS.to_string(),
+            "From epoch: the vanilla checkpoint scored (vanilla) or started from (FFW); – = \
+             the final model."
+                .into(),
+        ],
+        columns,
+        rows,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_like_the_paper() {
+        assert_eq!(num(10.0), "10");
+        assert_eq!(num(0.995), "0.995");
+        assert_eq!(num(100.0 * 0.975), "97.5");
+        assert_eq!(epochs_label(1.0 / 60.0), "1/60");
+        assert_eq!(epochs_label(0.016666666666666666), "1/60");
+        assert_eq!(epochs_label(0.3), "0.3");
+        assert_eq!(epochs_label(40.0), "40");
+    }
+}

@@ -1,0 +1,457 @@
+//! The report on hand-made sweeps: result files built from the real result types (so the
+//! schema stays in sync) with known numbers, written into a temporary directory.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ffw_nn::gate::{LayerSparsity, Sparsity};
+use ffw_report::{write_report, ReportError};
+use ffw_surgery::evaluate::{MaskReport, SplitScores};
+use ffw_sweep::grid::{expand, study_members, JobSpec};
+use ffw_sweep::pipeline::{CheckpointReport, FfwResult, MagnitudeResult, VanillaResult};
+use ffw_sweep::store::{write_json_atomic, Manifest, Store};
+use ffw_sweep::RunConfig;
+
+const BASE: &str = r#"
+seed = 0
+[data]
+kind = "biased_mnist"
+dir = "unused"
+rho = 0.99
+[model]
+kernel = 3
+[vanilla]
+epochs = 4
+checkpoints = [0.5, 2.0]
+[ffw]
+variants = ["unstructured"]
+[sweep]
+seeds = [0, 1, 2]
+"#;
+
+const STUDIES: &str = r#"
+[studies.lambda]
+lambda = [2.0, 10.0, 50.0]
+[studies.epochs]
+at = [0.5, 2.0]
+[studies.magnitude]
+magnitude = [0.5, 0.9]
+"#;
+
+fn mask(task: f64, bias: f64, sparsity: Option<f64>) -> MaskReport {
+    let split = SplitScores {
+        task_acc: task,
+        bias_acc: vec![bias],
+        mi: vec![0.01],
+        aligned_acc: vec![Some(0.99)],
+        conflicting_acc: vec![Some(task)],
+    };
+    // Two layers: conv1 pruned at `s`, fc at half of it.
+    let layers = |s: f64| {
+        vec![
+            LayerSparsity {
+                layer: "conv1".into(),
+                pruned: (s * 1000.0).round() as usize,
+                total: 1000,
+            },
+            LayerSparsity {
+                layer: "fc".into(),
+                pruned: (s * 500.0).round() as usize,
+                total: 1000,
+            },
+        ]
+    };
+    MaskReport {
+        val: split.clone(),
+        test: split,
+        sparsity: sparsity.map(|s| Sparsity {
+            global: s,
+            per_layer: layers(s),
+        }),
+        probe_epochs: vec![7],
+    }
+}
+
+/// The known numbers of each job (none = no result.json):
+/// vanilla task 30/31/32 %, bias 100 %; its checkpoint at e: task 10 + 10e %, bias 95 %;
+/// FFW λ=2: task 90/92/94 %, bias 50 %, sparsity 40/45/50 %; FFW λ=10: seeds 0 and 1 only,
+/// task 96/98 %, bias 20 %, sparsity 46 %; FFW λ=50: never ran; FFW from checkpoint e: task
+/// 50 + 10e %, bias 30 %, sparsity 50 %; magnitude 0.5: task 25 %, bias 90 %; magnitude 0.9:
+/// seed 0 only, task 10 %, bias 80 %.
+fn result(spec: &JobSpec, seed: u64) -> Option<serde_json::Value> {
+    let s = seed as f64;
+    let value = match spec {
+        JobSpec::Vanilla(v) => serde_json::to_value(VanillaResult {
+            data_sizes: BTreeMap::new(),
+            history: vec![],
+            report: mask(0.30 + 0.01 * s, 1.0, None),
+            checkpoints: v
+                .vanilla
+                .checkpoints
+                .iter()
+                .map(|&e| CheckpointReport {
+                    epoch: e,
+                    report: mask(0.1 + 0.1 * e, 0.95, None),
+                })
+                .collect(),
+            wall_secs: BTreeMap::from([("vanilla".to_string(), 10.0)]),
+        }),
+        JobSpec::Ffw(f) => {
+            let final_mask = match (f.at, f.ffw.lambda as u32) {
+                (Some(e), _) => mask(0.5 + 0.1 * e, 0.3, Some(0.5)),
+                (None, 2) => mask(0.90 + 0.02 * s, 0.5, Some(0.40 + 0.05 * s)),
+                (None, 10) if seed < 2 => mask(0.96 + 0.02 * s, 0.2, Some(0.46)),
+                _ => return None,
+            };
+            serde_json::to_value(FfwResult {
+                variant: f.ffw.variant,
+                lambda: f.ffw.lambda,
+                at: f.at,
+                best_intermediate: Some((3, final_mask.clone())),
+                final_mask,
+                epochs: vec![],
+                temperature_changes: vec![],
+                wall_secs: 5.0,
+            })
+        }
+        JobSpec::Magnitude(m) => {
+            let report = match (m.sparsity, seed) {
+                (0.5, _) => mask(0.25, 0.9, Some(0.5)),
+                (_, 0) => mask(0.1, 0.8, Some(0.9)),
+                _ => return None,
+            };
+            serde_json::to_value(MagnitudeResult {
+                sparsity_target: m.sparsity,
+                report,
+                wall_secs: 1.0,
+            })
+        }
+    };
+    Some(value.unwrap())
+}
+
+/// Writes the sweep of `config` as `ffw sweep` would have left it. Jobs that never ran have
+/// neither spec.json nor result.json.
+fn sweep_dir(config: &str) -> tempfile::TempDir {
+    let cfg: RunConfig = toml::from_str(config).unwrap();
+    cfg.validate().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let jobs = expand(&cfg);
+    let seed_of = |id: &str| {
+        jobs.iter()
+            .find_map(|j| match &j.spec {
+                JobSpec::Vanilla(v) if j.id == id => Some(v.seed),
+                _ => None,
+            })
+            .unwrap()
+    };
+    for job in &jobs {
+        let seed = match &job.spec {
+            JobSpec::Vanilla(v) => v.seed,
+            JobSpec::Ffw(f) => seed_of(&f.vanilla),
+            JobSpec::Magnitude(m) => seed_of(&m.vanilla),
+        };
+        let never_ran = matches!(&job.spec, JobSpec::Ffw(f) if f.ffw.lambda == 50.0);
+        if never_ran {
+            continue;
+        }
+        let dir = store.job_dir(&job.id);
+        std::fs::create_dir_all(&dir).unwrap();
+        write_json_atomic(&dir.join("spec.json"), &job.spec).unwrap();
+        if let Some(r) = result(&job.spec, seed) {
+            write_json_atomic(&store.result_path(&job.id), &r).unwrap();
+        }
+    }
+    store
+        .write_manifest(&Manifest {
+            studies: study_members(&cfg),
+            config: cfg,
+        })
+        .unwrap();
+    tmp
+}
+
+fn read(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join("report").join(file)).unwrap()
+}
+
+fn row<'a>(table: &'a str, start: &str) -> &'a str {
+    table
+        .lines()
+        .find(|l| l.starts_with(start))
+        .unwrap_or_else(|| panic!("no row starting {start:?} in\n{table}"))
+}
+
+#[test]
+fn cells_are_mean_std_and_seeds_and_missing_jobs_are_missing() {
+    let tmp = sweep_dir(&format!("{BASE}{STUDIES}"));
+    let summary = write_report(tmp.path()).unwrap();
+    assert_eq!(summary.index, tmp.path().join("report/index.md"));
+    // 3 vanilla, FFW: 3 λ (λ=10 shared) + 2 checkpoints, 2 magnitude sparsities; per seed.
+    assert_eq!(summary.jobs, 3 * (1 + 3 + 2 + 2));
+    assert_eq!(
+        summary.jobs_done,
+        summary.jobs - 3 - 1 - 2,
+        "λ=50 ×3, λ=10 seed 2, magnitude 0.9 seeds 1 and 2"
+    );
+
+    let t1 = read(tmp.path(), "table1_lambda.md");
+    assert_eq!(
+        row(&t1, "| – | vanilla"),
+        "| – | vanilla | 31.00 ± 1.00 (3) | 100.00 ± 0.00 (3) | – |"
+    );
+    assert_eq!(
+        row(&t1, "| 2 | FFW"),
+        "| 2 | FFW | 92.00 ± 2.00 (3) | 50.00 ± 0.00 (3) | 45.00 ± 5.00 (3) |"
+    );
+    assert_eq!(
+        row(&t1, "| 10 (base) | FFW"),
+        "| 10 (base) | FFW | 97.00 ± 1.41 (2) | 20.00 ± 0.00 (2) | 46.00 ± 0.00 (2) |"
+    );
+    // Jobs that never ran, and a λ of the paper's design this sweep does not have.
+    assert_eq!(row(&t1, "| 50 | FFW"), "| 50 | FFW | – | – | – |");
+    assert_eq!(row(&t1, "| 5 | FFW"), "| 5 | FFW | – | – | – |");
+
+    let t6 = read(tmp.path(), "table6_epochs.md");
+    assert_eq!(
+        row(&t6, "| 1/2 | vanilla"),
+        "| 1/2 | vanilla | 15.00 ± 0.00 (3) | 95.00 ± 0.00 (3) | – |"
+    );
+    assert_eq!(
+        row(&t6, "| 2 | FFW"),
+        "| 2 | FFW | 70.00 ± 0.00 (3) | 30.00 ± 0.00 (3) | 50.00 ± 0.00 (3) |"
+    );
+    assert!(row(&t6, "| 4 (final) | FFW").starts_with("| 4 (final) | FFW | 97.00 ± 1.41 (2) |"));
+    assert!(row(&t6, "| 1/60 | vanilla").ends_with("| – | – | – |"));
+    assert!(
+        !t6.contains("| 10 |"),
+        "checkpoints past the training length are left out"
+    );
+
+    let t7 = read(tmp.path(), "table7_magnitude.md");
+    assert_eq!(
+        row(&t7, "| 50 | magnitude pruning"),
+        "| 50 | magnitude pruning | 25.00 ± 0.00 (3) | 90.00 ± 0.00 (3) | 50.00 ± 0.00 (3) |"
+    );
+    assert_eq!(
+        row(&t7, "| 90 | magnitude pruning"),
+        "| 90 | magnitude pruning | 10.00 (1) | 80.00 (1) | 90.00 (1) |"
+    );
+    assert!(row(&t7, "| – | FFW").starts_with("| – | FFW | 97.00 ± 1.41 (2) |"));
+
+    // Study grouping: the ρ study is not declared, so Table 2 holds none of the ρ = 0.99 jobs
+    // of the other studies, only the paper's values.
+    let t2 = read(tmp.path(), "table2_rho.md");
+    assert_eq!(
+        row(&t2, "| 0.99 | FFW |"),
+        "| 0.99 | FFW | – | 97.79 | – | 15.74 | – | 46.50 |"
+    );
+    assert!(t2.contains("declares no rho study"));
+    for stem in [
+        "table3_celeba",
+        "table4_corrupted_cifar10",
+        "table5_multi_color_mnist",
+    ] {
+        let t = read(tmp.path(), &format!("{stem}.md"));
+        assert!(t.contains("cannot run this benchmark yet"), "{t}");
+    }
+    assert!(row(
+        &read(tmp.path(), "table3_celeba.md"),
+        "| BlondHair | vanilla"
+    )
+    .ends_with("| – | 80.42 | – | 72.22 | – | – |"));
+    assert!(!tmp.path().join("report/table_grid.md").exists());
+}
+
+#[test]
+fn jobs_csv_has_every_job_its_studies_and_empty_fields_when_missing() {
+    let tmp = sweep_dir(&format!("{BASE}{STUDIES}"));
+    write_report(tmp.path()).unwrap();
+    let csv = read(tmp.path(), "jobs.csv");
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert!(rows.iter().all(|r| r.len() == header.len()));
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    // 24 jobs, and each vanilla job's 2 checkpoints.
+    assert_eq!(rows.len(), 24 + 3 * 2);
+    let lambda_of = |r: &Vec<&str>, l: &str| r[col("kind")] == "ffw" && r[col("lambda")] == l;
+    let base_ffw: Vec<_> = rows
+        .iter()
+        .filter(|r| lambda_of(r, "10") && r[col("at")].is_empty())
+        .collect();
+    assert_eq!(base_ffw.len(), 3);
+    assert!(base_ffw
+        .iter()
+        .all(|r| r[col("studies")] == "epochs;lambda;magnitude"));
+    let never: Vec<_> = rows.iter().filter(|r| lambda_of(r, "50")).collect();
+    assert_eq!(
+        never.len(),
+        3,
+        "jobs without spec.json come from the config's grid"
+    );
+    for r in never {
+        assert_eq!(r[col("studies")], "lambda");
+        assert_eq!(r[col("has_result")], "false");
+        assert_eq!(r[col("test_task_acc")], "", "missing, not zero");
+        assert_eq!(r[col("sparsity")], "");
+    }
+    let seeds: Vec<&str> = rows
+        .iter()
+        .filter(|r| lambda_of(r, "2"))
+        .map(|r| r[col("seed")])
+        .collect();
+    assert_eq!(
+        seeds,
+        ["0", "1", "2"],
+        "FFW jobs carry their vanilla job's seed"
+    );
+    let checkpoint = rows
+        .iter()
+        .find(|r| r[col("kind")] == "vanilla" && r[col("at")] == "0.5")
+        .unwrap();
+    assert_eq!(checkpoint[col("test_task_acc")], "0.15000000000000002");
+}
+
+#[test]
+fn figures_are_svg_and_png_of_the_stated_size() {
+    let tmp = sweep_dir(&format!("{BASE}{STUDIES}"));
+    let summary = write_report(tmp.path()).unwrap();
+    assert!(
+        summary.not_produced.is_empty(),
+        "{:?}",
+        summary.not_produced
+    );
+    assert_eq!(summary.figures, 4);
+    for stem in [
+        "fig4_per_layer",
+        "fig5_lambda",
+        "fig6_magnitude",
+        "fig7_epochs",
+    ] {
+        let svg = read(tmp.path(), &format!("{stem}.svg"));
+        assert!(svg.contains("<svg") && svg.contains("<text"), "{stem}.svg");
+        let path = tmp.path().join(format!("report/{stem}.png"));
+        let decoder = png::Decoder::new(std::fs::File::open(&path).unwrap());
+        let mut reader = decoder.read_info().unwrap();
+        let mut pixels = vec![0; reader.output_buffer_size()];
+        let frame = reader.next_frame(&mut pixels).unwrap();
+        assert_eq!(
+            (frame.width, frame.height),
+            ffw_report::plot::SIZE,
+            "{stem}.png"
+        );
+        // Drawn on: many pixels are not the white background.
+        let inked = pixels[..frame.buffer_size()]
+            .chunks(frame.color_type.samples())
+            .filter(|p| p.iter().any(|&v| v < 200))
+            .count();
+        assert!(inked > 2000, "{stem}.png has {inked} drawn pixels");
+    }
+    let index = read(tmp.path(), "index.md");
+    for file in summary.files.iter().filter(|f| !f.ends_with("index.md")) {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        assert!(
+            index.contains(&format!("({name})")),
+            "index.md does not link {name}"
+        );
+        assert!(
+            std::fs::metadata(file).unwrap().len() > 0,
+            "{name} is empty"
+        );
+    }
+}
+
+#[test]
+fn a_sweep_without_studies_gets_the_grid_table_and_says_which_figures_are_missing() {
+    let tmp = sweep_dir(&BASE.replace("[ffw]\n", "[ffw]\nlambda = 2.0\n"));
+    // A figure an earlier report drew must not outlive its data.
+    let stale = tmp.path().join("report/fig6_magnitude.png");
+    std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
+    std::fs::write(&stale, b"old").unwrap();
+    let summary = write_report(tmp.path()).unwrap();
+    assert!(!stale.exists());
+    let grid = read(tmp.path(), "table_grid.md");
+    assert!(
+        row(&grid, "| 0.99 | 2 | – | – | 4 | FFW").contains("92.00 ± 2.00 (3)"),
+        "{grid}"
+    );
+    assert!(row(&grid, "| 0.99 | – | 1/2 | – | 4 | vanilla").contains("15.00 ± 0.00 (3)"));
+    let missing: Vec<&str> = summary
+        .not_produced
+        .iter()
+        .map(|n| n.figure.as_str())
+        .collect();
+    assert_eq!(missing, ["fig5_lambda", "fig6_magnitude", "fig7_epochs"]);
+    let index = read(tmp.path(), "index.md");
+    assert!(
+        index.contains("**Fig. 6** (")
+            && index.contains("not produced: the sweep declares no \"magnitude\" study"),
+        "{index}"
+    );
+    assert!(
+        index.contains("**Fig. 4** ([SVG](fig4_per_layer.svg), [PNG](fig4_per_layer.png))"),
+        "{index}"
+    );
+    assert!(index.contains("| grid | 6 | 6 |"), "{index}");
+}
+
+#[test]
+fn a_directory_without_sweep_json_is_named_in_the_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = write_report(tmp.path()).unwrap_err();
+    assert!(matches!(err, ReportError::NoManifest { .. }));
+    let text = err.to_string();
+    assert!(
+        text.contains("sweep.json") && text.contains(&tmp.path().display().to_string()),
+        "{text}"
+    );
+    assert!(!tmp.path().join("report").exists(), "nothing is written");
+    let corrupt = sweep_dir(&format!("{BASE}{STUDIES}"));
+    let manifest = corrupt.path().join("sweep.json");
+    let cfg: RunConfig = toml::from_str(&format!("{BASE}{STUDIES}")).unwrap();
+    let some_job = &expand(&cfg)[0].id;
+    let result = corrupt
+        .path()
+        .join("jobs")
+        .join(some_job)
+        .join("result.json");
+    std::fs::write(&result, "{\"report\": 1}").unwrap();
+    let text = write_report(corrupt.path()).unwrap_err().to_string();
+    assert!(text.contains(&result.display().to_string()), "{text}");
+    assert!(manifest.exists());
+}
+
+/// The first TeX engine on PATH.
+fn tex_engine() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    ["pdflatex", "lualatex"].iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+#[test]
+fn the_latex_tables_compile() {
+    let Some(engine) = tex_engine() else {
+        println!("note: no pdflatex or lualatex on PATH; the LaTeX tables were not compiled");
+        return;
+    };
+    let tmp = sweep_dir(&format!("{BASE}{STUDIES}"));
+    write_report(tmp.path()).unwrap();
+    let dir = tmp.path().join("report");
+    let out = Command::new(&engine)
+        .args(["-interaction=nonstopmode", "-halt-on-error", "tables.tex"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} failed:\n{}",
+        engine.display(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(std::fs::metadata(dir.join("tables.pdf")).unwrap().len() > 0);
+}
