@@ -92,7 +92,7 @@ enum Command {
 fn keep_freed_memory() {
     // SAFETY: mallopt only changes glibc's allocator parameters; called before any thread starts.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20); // glibc's maximum on 64-bit
+        libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }

@@ -4,7 +4,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::storage::contiguous_f32;
+use crate::storage::{contiguous_f32, output_f32, sum_f64};
 
 /// `y = (x − μ_B) / sqrt(σ²_B + eps) · weight + bias` with batch statistics over (N, H, W) of
 /// `x` `[N, C, H, W]`. Returns `y` and the (detached) batch mean and biased variance `[C]`.
@@ -18,12 +18,18 @@ pub fn batch_norm_train(
         return reference(x, weight, bias, eps);
     }
     let x = x.contiguous()?;
+    // The statistics once, in f64, for the forward and the backward pass alike.
     let stats = x.apply_op1_no_bwd(&Stats)?;
+    let [mean, var]: [Vec<f64>; 2] = stats
+        .to_vec2::<f64>()?
+        .try_into()
+        .map_err(|_| candle_core::Error::Msg("batch_norm: statistics are not [2, C]".into()))?;
     let y = x.apply_op3(
         &weight.contiguous()?,
         &bias.contiguous()?,
-        BatchNormTrain { eps },
+        BatchNormTrain { eps, mean, var },
     )?;
+    let stats = stats.to_dtype(DType::F32)?;
     Ok((y, stats.get(0)?, stats.get(1)?))
 }
 
@@ -46,23 +52,20 @@ pub fn reference(
     Ok((y, mean.flatten_all()?.detach(), var.flatten_all()?.detach()))
 }
 
-/// Per-channel sums of `f(x)` over (N, H, W).
+/// Per-channel sums of `f(aᵢ, bᵢ)` over (N, H, W) of two `[N, C, H, W]` buffers.
 fn channel_sums(
-    x: &[f32],
-    n: usize,
-    c: usize,
-    hw: usize,
-    f: impl Fn(f32) -> f64 + Sync,
+    a: &[f32],
+    b: &[f32],
+    (n, c, hw): (usize, usize, usize),
+    f: impl Fn(usize, f32, f32) -> f64 + Sync,
 ) -> Vec<f64> {
     (0..c)
         .into_par_iter()
         .map(|ch| {
             (0..n)
                 .map(|i| {
-                    x[(i * c + ch) * hw..][..hw]
-                        .iter()
-                        .map(|&a| f(a))
-                        .sum::<f64>()
+                    let off = (i * c + ch) * hw;
+                    sum_f64(&a[off..off + hw], &b[off..off + hw], |u, v| f(ch, u, v))
                 })
                 .sum()
         })
@@ -71,24 +74,13 @@ fn channel_sums(
 
 fn mean_var(x: &[f32], n: usize, c: usize, hw: usize) -> (Vec<f64>, Vec<f64>) {
     let m = (n * hw) as f64;
-    let mean: Vec<f64> = channel_sums(x, n, c, hw, |a| a as f64)
+    let mean: Vec<f64> = channel_sums(x, x, (n, c, hw), |_, a, _| a as f64)
         .iter()
         .map(|s| s / m)
         .collect();
-    let var = (0..c)
-        .into_par_iter()
-        .map(|ch| {
-            let mu = mean[ch];
-            (0..n)
-                .map(|i| {
-                    x[(i * c + ch) * hw..][..hw]
-                        .iter()
-                        .map(|&a| (a as f64 - mu).powi(2))
-                        .sum::<f64>()
-                })
-                .sum::<f64>()
-                / m
-        })
+    let var = channel_sums(x, x, (n, c, hw), |ch, a, _| (a as f64 - mean[ch]).powi(2))
+        .iter()
+        .map(|s| s / m)
         .collect();
     (mean, var)
 }
@@ -108,13 +100,14 @@ impl CustomOp1 for Stats {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (n, c, hw) = dims(l)?;
         let (mean, var) = mean_var(contiguous_f32(s, l, "batch_norm")?, n, c, hw);
-        let out = mean.iter().chain(&var).map(|&v| v as f32).collect();
-        Ok((CpuStorage::F32(out), Shape::from((2, c))))
+        Ok((CpuStorage::F64([mean, var].concat()), Shape::from((2, c))))
     }
 }
 
 struct BatchNormTrain {
     eps: f64,
+    mean: Vec<f64>,
+    var: Vec<f64>,
 }
 
 impl CustomOp3 for BatchNormTrain {
@@ -131,20 +124,20 @@ impl CustomOp3 for BatchNormTrain {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (n, c, hw) = dims(l1)?;
+        let (_, c, hw) = dims(l1)?;
         let (x, w, b) = (
             contiguous_f32(s1, l1, "batch_norm")?,
             contiguous_f32(s2, l2, "batch_norm")?,
             contiguous_f32(s3, l3, "batch_norm")?,
         );
-        let (mean, var) = mean_var(x, n, c, hw);
+        let (mean, var) = (&self.mean, &self.var);
         let (scale, shift): (Vec<f32>, Vec<f32>) = (0..c)
             .map(|ch| {
                 let s = w[ch] as f64 / (var[ch] + self.eps).sqrt();
                 (s as f32, (b[ch] as f64 - mean[ch] * s) as f32)
             })
             .unzip();
-        let mut y = vec![0f32; x.len()];
+        let mut y = output_f32(x.len());
         y.par_chunks_mut(c * hw)
             .zip(x.par_chunks(c * hw))
             .for_each(|(yi, xi)| {
@@ -167,7 +160,12 @@ impl CustomOp3 for BatchNormTrain {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         // [2 + N·C·H·W]: dweight and dbias per channel, then dx.
-        let packed = x.apply_op3_no_bwd(w, &grad, &BatchNormBackward { eps: self.eps })?;
+        let backward = BatchNormBackward {
+            eps: self.eps,
+            mean: self.mean.clone(),
+            var: self.var.clone(),
+        };
+        let packed = x.apply_op3_no_bwd(w, &grad, &backward)?;
         let c = w.dim(0)?;
         let dw = packed.narrow(0, 0, c)?;
         let db = packed.narrow(0, c, c)?;
@@ -181,6 +179,8 @@ impl CustomOp3 for BatchNormTrain {
 /// `(x, weight, dy) → [dweight; dbias; dx]` flattened.
 struct BatchNormBackward {
     eps: f64,
+    mean: Vec<f64>,
+    var: Vec<f64>,
 }
 
 impl CustomOp3 for BatchNormBackward {
@@ -203,28 +203,19 @@ impl CustomOp3 for BatchNormBackward {
             contiguous_f32(s2, l2, "batch_norm")?,
             contiguous_f32(s3, l3, "batch_norm")?,
         );
-        let (mean, var) = mean_var(x, n, c, hw);
-        let invstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
-        let sum_dy = channel_sums(dy, n, c, hw, |g| g as f64);
-        // Σ dy·(x − μ) per channel.
-        let sum_dy_xc: Vec<f64> = (0..c)
-            .into_par_iter()
-            .map(|ch| {
-                let mu = mean[ch];
-                (0..n)
-                    .map(|i| {
-                        let off = (i * c + ch) * hw;
-                        x[off..off + hw]
-                            .iter()
-                            .zip(&dy[off..off + hw])
-                            .map(|(&a, &g)| (a as f64 - mu) * g as f64)
-                            .sum::<f64>()
-                    })
-                    .sum::<f64>()
-            })
+        let mean = &self.mean;
+        let invstd: Vec<f64> = self
+            .var
+            .iter()
+            .map(|v| 1.0 / (v + self.eps).sqrt())
             .collect();
+        let sum_dy = channel_sums(dy, dy, (n, c, hw), |_, g, _| g as f64);
+        // Σ dy·(x − μ) per channel.
+        let sum_dy_xc = channel_sums(x, dy, (n, c, hw), |ch, a, g| {
+            (a as f64 - mean[ch]) * g as f64
+        });
         let m = (n * hw) as f64;
-        let mut out = vec![0f32; 2 * c + x.len()];
+        let mut out = output_f32(2 * c + x.len());
         let (head, dx) = out.split_at_mut(2 * c);
         for ch in 0..c {
             head[ch] = (sum_dy_xc[ch] * invstd[ch]) as f32;

@@ -3,7 +3,7 @@ use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Ten
 use rayon::prelude::*;
 
 use crate::gemm::{gemm, Threads};
-use crate::storage::contiguous_f32;
+use crate::storage::{contiguous_f32, output_f32};
 
 /// Convolution of `x` `[N, C, H, W]` with `w` `[O, C, k, k]`, no bias. On the CPU with f32
 /// this uses the ops below; elsewhere it defers to candle's `conv2d`.
@@ -171,7 +171,7 @@ impl CustomOp2 for Conv2dOp {
             contiguous_f32(s1, l1, "conv2d input")?,
             contiguous_f32(s2, l2, "conv2d kernel")?,
         );
-        let mut out = vec![0f32; g.n * g.out_len()];
+        let mut out = output_f32(g.n * g.out_len());
         out.par_chunks_mut(g.out_len()).enumerate().for_each_init(
             || vec![0f32; g.ckk() * g.out_hw()],
             |cols, (i, y)| {

@@ -5,7 +5,7 @@
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::storage::contiguous_f32;
+use crate::storage::{contiguous_f32, output_f32};
 
 /// `g(x)` on any device: forward `min(2σ(x), 1)`, backward that of the unclamped `2σ(x)`.
 pub fn gate(x: &Tensor) -> Result<Tensor> {
@@ -60,7 +60,7 @@ impl CustomOp2 for GatedWeight {
         let inv_t = (1.0 / self.temperature) as f32;
         // Whole gate units per parallel chunk, ~4k weights each.
         let units = (4096 / per).max(1);
-        let mut out = vec![0f32; w.len()];
+        let mut out = output_f32(w.len());
         out.par_chunks_mut(units * per)
             .zip(w.par_chunks(units * per))
             .enumerate()

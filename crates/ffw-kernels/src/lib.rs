@@ -1,9 +1,11 @@
 //! Fast CPU kernels as candle custom ops. candle's own CPU convolution backward goes through a
 //! direct `conv_transpose2d` and a slow kernel-gradient convolution; these ops run forward,
 //! input gradient and weight gradient as im2col/col2im + GEMM, parallel over the batch.
-//! Linear layers skip the input gradient of data batches. Other devices keep candle's
+//! Linear layers skip the input gradient of data batches; bias adds, inference-mode
+//! BatchNorm and ReLU run as one pass each way. Other devices keep candle's
 //! implementation.
 
+pub mod affine;
 pub mod batch_norm;
 pub mod conv;
 pub mod gate;
@@ -12,6 +14,7 @@ pub mod linear;
 mod storage;
 pub mod tanh;
 
+pub use affine::{channel_affine, relu, Act};
 pub use batch_norm::batch_norm_train;
 pub use conv::conv2d;
 pub use gate::{gate, gated_weight};

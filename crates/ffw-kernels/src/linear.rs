@@ -4,7 +4,7 @@
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 
 use crate::gemm::{gemm, Threads};
-use crate::storage::contiguous_f32;
+use crate::storage::{contiguous_f32, output_f32};
 
 /// `x [m, k] · wᵀ` with `w [n, k]`: `[m, n]`. On the CPU with f32 this uses the op below;
 /// elsewhere candle's matmul.
@@ -45,7 +45,7 @@ impl CustomOp2 for MatmulT {
             contiguous_f32(s1, l1, "linear input")?,
             contiguous_f32(s2, l2, "linear weight")?,
         );
-        let mut y = vec![0f32; m * n];
+        let mut y = output_f32(m * n);
         gemm(Threads::All, m, n, k, &mut y, false, x, k, 1, w, 1, k);
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
     }

@@ -3,7 +3,7 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::storage::contiguous_f32;
+use crate::storage::{contiguous_f32, output_f32};
 
 /// `tanh(x)` with the CPU path on [`fast_tanh`]; candle's op elsewhere.
 pub fn tanh(x: &Tensor) -> Result<Tensor> {
@@ -53,7 +53,7 @@ impl CustomOp1 for Tanh {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = contiguous_f32(s, l, "tanh")?;
-        let mut out = vec![0f32; x.len()];
+        let mut out = output_f32(x.len());
         out.par_chunks_mut(1 << 14)
             .zip(x.par_chunks(1 << 14))
             .for_each(|(o, x)| {

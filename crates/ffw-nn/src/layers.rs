@@ -3,6 +3,7 @@
 use candle_core::{Module, ModuleT, Result, Tensor, Var};
 use candle_nn::init::{FanInOut, Init, NonLinearity, NormalOrUniform};
 use candle_nn::VarBuilder;
+use ffw_kernels::{channel_affine, Act};
 
 /// `nn.Linear`: weight and bias uniform in ±1/sqrt(fan_in) (kaiming_uniform with a = √5).
 pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
@@ -23,9 +24,21 @@ pub struct Linear {
     bias: Tensor,
 }
 
+impl Linear {
+    /// `act(x·Wᵀ + b)`, the bias and activation in one pass.
+    pub fn forward_act(&self, x: &Tensor, act: Act) -> Result<Tensor> {
+        channel_affine(
+            &ffw_kernels::matmul_t(x, &self.weight)?,
+            None,
+            &self.bias,
+            act,
+        )
+    }
+}
+
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        ffw_kernels::matmul_t(x, &self.weight)?.broadcast_add(&self.bias)
+        self.forward_act(x, Act::Identity)
     }
 }
 
@@ -66,7 +79,7 @@ pub struct Conv2d {
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = ffw_kernels::conv2d(x, &self.weight, self.stride, self.padding)?;
-        y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
+        channel_affine(&y, None, &self.bias, Act::Identity)
     }
 }
 
@@ -100,9 +113,9 @@ pub fn batch_norm(features: usize, vb: VarBuilder) -> Result<BatchNorm> {
     })
 }
 
-impl ModuleT for BatchNorm {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let shape = (1, (), 1, 1);
+impl BatchNorm {
+    /// `act(BatchNorm(x))`; in inference mode normalisation and activation are one pass.
+    pub fn forward_act(&self, x: &Tensor, train: bool, act: Act) -> Result<Tensor> {
         if train {
             let (y, mean, var) =
                 ffw_kernels::batch_norm_train(x, &self.weight, &self.bias, BN_EPS)?;
@@ -113,12 +126,21 @@ impl ModuleT for BatchNorm {
             };
             update(&self.running_mean, &mean)?;
             update(&self.running_var, &(&var * (n / (n - 1.0).max(1.0)))?)?;
-            return Ok(y);
+            return match act {
+                Act::Identity => Ok(y),
+                Act::Relu => ffw_kernels::relu(&y),
+            };
         }
-        let mean = self.running_mean.as_detached_tensor().reshape(shape)?;
-        let var = self.running_var.as_detached_tensor().reshape(shape)?;
-        let scale = (self.weight.reshape(shape)? / (var + BN_EPS)?.sqrt()?)?;
-        let shift = (self.bias.reshape(shape)? - (&mean * &scale)?)?;
-        x.broadcast_mul(&scale)?.broadcast_add(&shift)
+        let mean = self.running_mean.as_detached_tensor();
+        let var = self.running_var.as_detached_tensor();
+        let scale = (&self.weight / (var + BN_EPS)?.sqrt()?)?;
+        let shift = (&self.bias - (&mean * &scale)?)?;
+        channel_affine(x, Some(&scale), &shift, act)
+    }
+}
+
+impl ModuleT for BatchNorm {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_act(x, train, Act::Identity)
     }
 }

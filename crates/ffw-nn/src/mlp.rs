@@ -36,7 +36,7 @@ impl Mlp {
     pub fn features(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.flatten_from(1)?;
         for l in &self.hidden {
-            h = l.forward(&h)?.relu()?;
+            h = l.forward_act(&h, ffw_kernels::Act::Relu)?;
         }
         Ok(h)
     }

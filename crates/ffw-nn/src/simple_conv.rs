@@ -3,6 +3,7 @@
 //! global average pooling as the bottleneck, and a linear task head.
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
+use ffw_kernels::Act;
 
 use crate::layers::{self, BatchNorm, Conv2d, Linear};
 
@@ -38,11 +39,11 @@ impl SimpleConvNet {
     pub fn features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut h = x.clone();
         for (i, (conv, bn)) in self.convs.iter().zip(&self.bns).enumerate() {
-            h = bn.forward_t(&conv.forward(&h)?, train)?;
+            h = conv.forward(&h)?;
             h = if i == 3 {
-                ffw_kernels::tanh(&h)?
+                ffw_kernels::tanh(&bn.forward_t(&h, train)?)?
             } else {
-                h.relu()?
+                bn.forward_act(&h, train, Act::Relu)?
             };
         }
         h.mean((2, 3))
