@@ -2,8 +2,8 @@
 //! direct `conv_transpose2d` and a slow kernel-gradient convolution; these ops run forward,
 //! input gradient and weight gradient as im2col/col2im + GEMM, parallel over the batch.
 //! Linear layers skip the input gradient of data batches; bias adds, inference-mode
-//! BatchNorm and ReLU run as one pass each way. Other devices keep candle's
-//! implementation.
+//! BatchNorm and ReLU run as one pass each way; optimiser steps update in place. Other
+//! devices keep candle's implementation.
 
 pub mod affine;
 pub mod batch_norm;
@@ -11,6 +11,7 @@ pub mod conv;
 pub mod gate;
 mod gemm;
 pub mod linear;
+pub mod optim;
 mod storage;
 pub mod tanh;
 

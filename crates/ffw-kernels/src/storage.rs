@@ -12,6 +12,17 @@ pub fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a
     }
 }
 
+/// The f32 data of a contiguous tensor updated in place.
+pub fn contiguous_f32_mut<'a>(s: &'a mut CpuStorage, l: &Layout, op: &str) -> Result<&'a mut [f32]> {
+    let CpuStorage::F32(v) = s else {
+        bail!("{op}: only f32 is supported")
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&mut v[a..b]),
+        None => bail!("{op}: expected a contiguous tensor"),
+    }
+}
+
 /// An output buffer for an op that writes every element before anything reads it. Zero-filling
 /// such buffers first was a tenth of a SimpleConvNet step (`memset` in perf). candle's CPU
 /// convolution allocates its buffers the same way (`alloc_uninit_vec`).

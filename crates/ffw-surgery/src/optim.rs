@@ -3,6 +3,8 @@
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 
+use ffw_kernels::optim::{adam_apply, moment, sgd_apply, Moment};
+
 use crate::config::OptimizerConfig;
 
 pub trait Optimizer {
@@ -12,7 +14,7 @@ pub trait Optimizer {
 
 pub struct Sgd {
     vars: Vec<Var>,
-    bufs: Vec<Option<Tensor>>,
+    bufs: Vec<Option<Var>>,
     lr: f64,
     momentum: f64,
     weight_decay: f64,
@@ -31,27 +33,30 @@ impl Sgd {
     }
 }
 
+/// Optimiser state, zero until the first step: `a·0 + b·x` is exactly `b·x`, so the first
+/// step is torch's (whose momentum buffer starts as the first gradient).
+fn state(slot: &mut Option<Var>, p: &Tensor) -> Result<Var> {
+    match slot {
+        Some(v) => Ok(v.clone()),
+        None => Ok(slot.insert(Var::zeros(p.shape(), p.dtype(), p.device())?).clone()),
+    }
+}
+
 impl Optimizer for Sgd {
     fn step(&mut self, grads: &GradStore) -> Result<()> {
         for (var, buf) in self.vars.iter().zip(self.bufs.iter_mut()) {
             let Some(g) = grads.get(var.as_tensor()) else {
                 continue;
             };
-            let p = var.as_tensor();
-            let mut d = if self.weight_decay != 0.0 {
-                (g + (p * self.weight_decay)?)?
-            } else {
-                g.clone()
+            let buf = state(buf, var.as_tensor())?;
+            let momentum = Moment {
+                a: self.momentum,
+                b: 1.0,
+                weight_decay: self.weight_decay,
+                square: false,
             };
-            if self.momentum != 0.0 {
-                let b = match buf.take() {
-                    None => d,
-                    Some(b) => ((b * self.momentum)? + d)?,
-                };
-                d = b.clone();
-                *buf = Some(b);
-            }
-            var.set(&(p - (d * self.lr)?)?)?;
+            moment(&buf, g, var.as_tensor(), momentum)?;
+            sgd_apply(var, buf.as_tensor(), self.lr)?;
         }
         Ok(())
     }
@@ -63,7 +68,7 @@ impl Optimizer for Sgd {
 
 pub struct Adam {
     vars: Vec<Var>,
-    moments: Vec<Option<(Tensor, Tensor)>>,
+    moments: Vec<(Option<Var>, Option<Var>)>,
     lr: f64,
     weight_decay: f64,
     t: i32,
@@ -75,7 +80,7 @@ impl Adam {
     const EPS: f64 = 1e-8;
 
     pub fn new(vars: Vec<Var>, lr: f64, weight_decay: f64) -> Self {
-        let moments = vec![None; vars.len()];
+        let moments = vec![(None, None); vars.len()];
         Self {
             vars,
             moments,
@@ -91,30 +96,29 @@ impl Optimizer for Adam {
         self.t += 1;
         let bc1 = 1.0 - Self::BETA1.powi(self.t);
         let bc2 = 1.0 - Self::BETA2.powi(self.t);
-        for (var, mom) in self.vars.iter().zip(self.moments.iter_mut()) {
+        for (var, (m, v)) in self.vars.iter().zip(self.moments.iter_mut()) {
             let Some(g) = grads.get(var.as_tensor()) else {
                 continue;
             };
             let p = var.as_tensor();
-            let g = if self.weight_decay != 0.0 {
-                (g + (p * self.weight_decay)?)?
-            } else {
-                g.clone()
-            };
-            let (m, v) = match mom.take() {
-                None => (
-                    (&g * (1.0 - Self::BETA1))?,
-                    (g.sqr()? * (1.0 - Self::BETA2))?,
-                ),
-                Some((m, v)) => (
-                    ((m * Self::BETA1)? + (&g * (1.0 - Self::BETA1))?)?,
-                    ((v * Self::BETA2)? + (g.sqr()? * (1.0 - Self::BETA2))?)?,
-                ),
-            };
-            let denom = ((v.sqrt()? / bc2.sqrt())? + Self::EPS)?;
-            let update = ((&m / denom)? * (self.lr / bc1))?;
-            var.set(&(p - update)?)?;
-            *mom = Some((m, v));
+            let (m, v) = (state(m, p)?, state(v, p)?);
+            for (s, beta, square) in [(&m, Self::BETA1, false), (&v, Self::BETA2, true)] {
+                let update = Moment {
+                    a: beta,
+                    b: 1.0 - beta,
+                    weight_decay: self.weight_decay,
+                    square,
+                };
+                moment(s, g, p, update)?;
+            }
+            adam_apply(
+                var,
+                m.as_tensor(),
+                v.as_tensor(),
+                self.lr / bc1,
+                bc2.sqrt(),
+                Self::EPS,
+            )?;
         }
         Ok(())
     }
@@ -124,7 +128,6 @@ impl Optimizer for Adam {
     }
 }
 
-/// The optimiser a config names, over `vars`.
 pub fn build(cfg: &OptimizerConfig, vars: Vec<Var>) -> Box<dyn Optimizer> {
     match *cfg {
         OptimizerConfig::Sgd {
