@@ -21,18 +21,14 @@ pub fn moment(state: &Var, g: &Tensor, p: &Tensor, m: Moment) -> Result<()> {
     if fast(&[state.as_tensor(), g, p]) {
         return state.as_tensor().inplace_op3(g, p, &m);
     }
-    let d = decayed(g, p, m.weight_decay)?;
+    // Weight decay as candle computes it: `g + p·wd`.
+    let d = if m.weight_decay != 0.0 {
+        (g + (p * m.weight_decay)?)?
+    } else {
+        g.clone()
+    };
     let d = if m.square { d.sqr()? } else { d };
     state.set(&((state.as_tensor() * m.a)? + (d * m.b)?)?)
-}
-
-/// The gradient with weight decay as candle computes it: `g + p·wd`.
-fn decayed(g: &Tensor, p: &Tensor, weight_decay: f64) -> Result<Tensor> {
-    if weight_decay != 0.0 {
-        g + (p * weight_decay)?
-    } else {
-        Ok(g.clone())
-    }
 }
 
 impl InplaceOp3 for Moment {
@@ -49,7 +45,10 @@ impl InplaceOp3 for Moment {
         p: &CpuStorage,
         pl: &Layout,
     ) -> Result<()> {
-        let (g, p) = (contiguous_f32(g, gl, "moment")?, contiguous_f32(p, pl, "moment")?);
+        let (g, p) = (
+            contiguous_f32(g, gl, "moment")?,
+            contiguous_f32(p, pl, "moment")?,
+        );
         let s = contiguous_f32_mut(s, sl, "moment")?;
         let (a, b, wd) = (self.a as f32, self.b as f32, self.weight_decay as f32);
         let decay = self.weight_decay != 0.0;
@@ -113,7 +112,10 @@ impl InplaceOp3 for Apply {
         v: &CpuStorage,
         vl: &Layout,
     ) -> Result<()> {
-        let (m, v) = (contiguous_f32(m, ml, "step")?, contiguous_f32(v, vl, "step")?);
+        let (m, v) = (
+            contiguous_f32(m, ml, "step")?,
+            contiguous_f32(v, vl, "step")?,
+        );
         let p = contiguous_f32_mut(p, pl, "step")?;
         match *self {
             Apply::Sgd { lr } => {
@@ -159,7 +161,12 @@ mod tests {
     /// The reference: the same update as candle ops on non-contiguous views (so `fast` is
     /// false and the candle path runs).
     fn strided(t: &Tensor) -> Tensor {
-        Tensor::stack(&[t, t], 1).unwrap().narrow(1, 0, 1).unwrap().squeeze(1).unwrap()
+        Tensor::stack(&[t, t], 1)
+            .unwrap()
+            .narrow(1, 0, 1)
+            .unwrap()
+            .squeeze(1)
+            .unwrap()
     }
 
     #[test]
@@ -191,8 +198,15 @@ mod tests {
         let fused = Var::from_tensor(&randn(6, n)).unwrap();
         let reference = Var::from_tensor(&strided(&randn(6, n))).unwrap();
         adam_apply(&fused, &m, &v, 1e-3 / 0.19, 0.0019f64.sqrt(), 1e-8).unwrap();
-        adam_apply(&reference, &strided(&m), &strided(&v), 1e-3 / 0.19, 0.0019f64.sqrt(), 1e-8)
-            .unwrap();
+        adam_apply(
+            &reference,
+            &strided(&m),
+            &strided(&v),
+            1e-3 / 0.19,
+            0.0019f64.sqrt(),
+            1e-8,
+        )
+        .unwrap();
         sgd_apply(&fused, &m, 0.1).unwrap();
         sgd_apply(&reference, &strided(&m), 0.1).unwrap();
         let (a, b): (Vec<f32>, Vec<f32>) = (

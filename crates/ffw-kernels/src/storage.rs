@@ -6,19 +6,24 @@ pub fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a
     let CpuStorage::F32(v) = s else {
         bail!("{op}: only f32 is supported")
     };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => bail!("{op}: expected a contiguous tensor"),
-    }
+    Ok(&v[offsets(l, op)?])
 }
 
-/// The f32 data of a contiguous tensor updated in place.
-pub fn contiguous_f32_mut<'a>(s: &'a mut CpuStorage, l: &Layout, op: &str) -> Result<&'a mut [f32]> {
+/// The f32 data of a contiguous tensor, to update in place.
+pub fn contiguous_f32_mut<'a>(
+    s: &'a mut CpuStorage,
+    l: &Layout,
+    op: &str,
+) -> Result<&'a mut [f32]> {
     let CpuStorage::F32(v) = s else {
         bail!("{op}: only f32 is supported")
     };
+    Ok(&mut v[offsets(l, op)?])
+}
+
+fn offsets(l: &Layout, op: &str) -> Result<std::ops::Range<usize>> {
     match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&mut v[a..b]),
+        Some((a, b)) => Ok(a..b),
         None => bail!("{op}: expected a contiguous tensor"),
     }
 }

@@ -134,7 +134,11 @@ fn the_quick_sweeps_report_shows_every_job_it_ran() {
                             assert_row(&t1, &format!("| {} | FFW |", f.ffw.lambda), &r.final_mask)
                         }
                         (Some(at), _) => {
-                            let epochs = if at < 1.0 { "1/60".into() } else { at.to_string() };
+                            let epochs = if at < 1.0 {
+                                "1/60".into()
+                            } else {
+                                at.to_string()
+                            };
                             assert_row(&t6, &format!("| {epochs} | FFW |"), &r.final_mask)
                         }
                     }

@@ -38,7 +38,9 @@ impl Sgd {
 fn state(slot: &mut Option<Var>, p: &Tensor) -> Result<Var> {
     match slot {
         Some(v) => Ok(v.clone()),
-        None => Ok(slot.insert(Var::zeros(p.shape(), p.dtype(), p.device())?).clone()),
+        None => Ok(slot
+            .insert(Var::zeros(p.shape(), p.dtype(), p.device())?)
+            .clone()),
     }
 }
 
