@@ -109,7 +109,7 @@ pub fn bench(steps: usize, only: &[String]) -> Result<()> {
 
         let base = store.snapshot()?;
         let cfg = FfwConfig::default();
-        let gates = GateSet::zeros(&case.arch, &base, Variant::Unstructured, &device)?;
+        let gates = GateSet::zeros(&case.arch, &base, Variant::Unstructured, true, &device)?;
         let mut gate_opt = Adam::new(gates.vars(), cfg.lr, cfg.weight_decay);
         let mut probes = vec![Probe::new(
             case.arch.feature_dim(),

@@ -125,7 +125,20 @@ fn main() -> Result<()> {
         .with_writer(ffw_sweep::joblog::writer)
         .with_ansi(false)
         .init();
-    match cli.command {
+    let threads = cli.threads;
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or(0))
+        // Candle's backward pass walks the graph recursively; the main thread's 8 MiB.
+        .stack_size(8 << 20)
+        .build_global()?;
+    // The command runs on a pool thread: the kernels' parallel loops then share their work
+    // with the calling thread instead of waking the pool from outside and parking the caller
+    // for every op (the MLP's sub-millisecond ops paid a wake-up each).
+    rayon::scope(|_| command(cli.command, threads))
+}
+
+fn command(command: Command, threads: Option<usize>) -> Result<()> {
+    match command {
         Command::Run {
             config,
             output,
@@ -143,7 +156,7 @@ fn main() -> Result<()> {
                 dry_run,
                 retries,
             },
-            cli.threads.is_some(),
+            threads.is_some(),
         ),
         Command::Report { results_dir } => report::report(&results_dir),
         Command::ImportNpmMnist {

@@ -73,6 +73,9 @@ impl Arch {
         }
     }
 
+    /// The task head: the last of [`Arch::gated_layers`].
+    pub const HEAD: &'static str = "fc";
+
     /// Layers whose `weight` FFW gates (every conv and linear layer, the task head included).
     pub fn gated_layers(&self) -> Vec<String> {
         match self {

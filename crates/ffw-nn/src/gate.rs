@@ -83,16 +83,19 @@ fn bias_name(layer: &str) -> String {
 }
 
 impl GateSet {
-    /// Gates at 0 for every gated layer of `arch`: `g(0) = 1`, the vanilla model.
+    /// Gates at 0 for every gated layer of `arch`: `g(0) = 1`, the vanilla model. With
+    /// `gate_head` false the task head ([`Arch::HEAD`]) keeps all its weights.
     pub fn zeros(
         arch: &Arch,
         base: &HashMap<String, Tensor>,
         variant: Variant,
+        gate_head: bool,
         device: &Device,
     ) -> Result<Self> {
         let layers = arch
             .gated_layers()
             .into_iter()
+            .filter(|name| gate_head || name != Arch::HEAD)
             .map(|name| {
                 let w = base.get(&weight_name(&name)).ok_or_else(|| {
                     NnError::Spec(format!("parameters have no tensor {}", weight_name(&name)))
@@ -269,7 +272,7 @@ mod tests {
     #[test]
     fn hard_mask_keeps_exactly_the_non_negative_gates() -> Result<()> {
         let base = base();
-        let gates = GateSet::zeros(&mlp(), &base, Variant::Unstructured, &Device::Cpu)?;
+        let gates = GateSet::zeros(&mlp(), &base, Variant::Unstructured, true, &Device::Cpu)?;
         gates.layers[0].m.set(&Tensor::new(
             &[[0f32, -1e-6, 3.], [-2., 0.5, -0.0]],
             &Device::Cpu,
@@ -297,7 +300,7 @@ mod tests {
     #[test]
     fn structured_gates_prune_whole_units_and_count_their_weights() -> Result<()> {
         let base = base();
-        let gates = GateSet::zeros(&mlp(), &base, Variant::Structured, &Device::Cpu)?;
+        let gates = GateSet::zeros(&mlp(), &base, Variant::Structured, true, &Device::Cpu)?;
         gates.layers[0]
             .m
             .set(&Tensor::new(&[1f32, -1.], &Device::Cpu)?)?;
@@ -320,10 +323,28 @@ mod tests {
     }
 
     #[test]
+    fn a_frozen_head_keeps_every_weight_and_counts_for_no_sparsity() -> Result<()> {
+        let base = base();
+        let gates = GateSet::zeros(&mlp(), &base, Variant::Structured, false, &Device::Cpu)?;
+        assert_eq!(gates.layers.len(), 1);
+        gates.layers[0]
+            .m
+            .set(&Tensor::new(&[-1f32, -1.], &Device::Cpu)?)?;
+        let p = gates.effective_params(&base, GateMode::Hard)?;
+        assert_eq!(p["fc1.weight"].to_vec2::<f32>()?, vec![vec![0.; 3]; 2]);
+        assert_eq!(
+            p["fc.weight"].to_vec2::<f32>()?,
+            base["fc.weight"].to_vec2::<f32>()?
+        );
+        assert_eq!(gates.sparsity()?.global, 1.0);
+        Ok(())
+    }
+
+    #[test]
     fn soft_gates_at_zero_reproduce_the_vanilla_parameters() -> Result<()> {
         let base = base();
         for variant in [Variant::Unstructured, Variant::Structured] {
-            let gates = GateSet::zeros(&mlp(), &base, variant, &Device::Cpu)?;
+            let gates = GateSet::zeros(&mlp(), &base, variant, true, &Device::Cpu)?;
             let p = gates.effective_params(&base, GateMode::Soft { temperature: 0.1 })?;
             for (k, v) in &base {
                 let d = (&p[k] - v)?.abs()?.sum_all()?.to_scalar::<f32>()?;

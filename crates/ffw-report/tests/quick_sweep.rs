@@ -131,7 +131,11 @@ fn the_quick_sweeps_report_shows_every_job_it_ran() {
                 if rho == base_rho && f.ffw.variant == Variant::Unstructured {
                     match (f.at, f.ffw.lambda == base_lambda) {
                         (None, true) => {
-                            assert_row(&t1, "| 10 (base) | FFW |", &r.final_mask);
+                            assert_row(
+                                &t1,
+                                &format!("| {base_lambda} (base) | FFW |"),
+                                &r.final_mask,
+                            );
                             assert_row(&t7, "| – | FFW |", &r.final_mask);
                         }
                         (None, false) => {

@@ -94,7 +94,15 @@ pub struct FfwConfig {
     pub temperature_patience: usize,
     pub temperature_threshold: f64,
     pub min_temperature: f64,
+    /// Gate the task head's weights too (the authors' code). Left out of the serialised
+    /// form when true, so job identities from before this key existed stay the same.
+    #[serde(skip_serializing_if = "is_true")]
+    pub gate_head: bool,
     pub probe: ProbeConfig,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl Default for FfwConfig {
@@ -110,6 +118,7 @@ impl Default for FfwConfig {
             temperature_factor: 0.1,
             temperature_patience: 5,
             temperature_threshold: 5e-2,
+            gate_head: true,
             min_temperature: 1e-8,
             probe: ProbeConfig::default(),
         }

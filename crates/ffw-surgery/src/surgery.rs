@@ -94,7 +94,7 @@ pub fn run_ffw(
     seed: u64,
     device: &Device,
 ) -> Result<FfwOutcome> {
-    let gates = GateSet::zeros(arch, base, cfg.variant, device)?;
+    let gates = GateSet::zeros(arch, base, cfg.variant, cfg.gate_head, device)?;
     let mut gate_opt = Adam::new(gates.vars(), cfg.lr, cfg.weight_decay);
     let n_attrs = sets.train.biases.len();
     let mut probes = (0..n_attrs)

@@ -252,6 +252,11 @@ mod tests {
         assert_eq!(a[0].id, b[0].id, "λ does not change the vanilla job");
         assert_ne!(a[1].id, b[1].id);
         assert_eq!(a[0].seed(), u64::from_str_radix(&a[0].id, 16).unwrap());
+        // The default of a key added later leaves the identities of existing results alone.
+        assert_eq!(a, expand(&cfg("gate_head = true\n")));
+        let c = expand(&cfg("gate_head = false\n"));
+        assert_eq!(a[0].id, c[0].id);
+        assert_ne!(a[1].id, c[1].id);
     }
 
     #[test]
