@@ -87,8 +87,8 @@ fn the_quick_sweeps_report_shows_every_job_it_ran() {
 
     assert_eq!(
         jobs.len(),
-        15,
-        "2 vanilla, 8 FFW and 5 magnitude-pruning jobs"
+        16,
+        "2 vanilla, 9 FFW and 5 magnitude-pruning jobs"
     );
     let summary = write_report(dir).unwrap();
     assert_eq!((summary.jobs, summary.jobs_done), (jobs.len(), jobs.len()));
