@@ -73,10 +73,7 @@ impl Arch {
         }
     }
 
-    /// The task head: the last of [`Arch::gated_layers`].
-    pub const HEAD: &'static str = "fc";
-
-    /// Layers whose `weight` FFW gates (every conv and linear layer, the task head included).
+    /// Layers whose `weight` FFW gates: every conv and linear layer, the task head last.
     pub fn gated_layers(&self) -> Vec<String> {
         match self {
             Arch::SimpleConvNet { .. } => {

@@ -84,7 +84,7 @@ fn bias_name(layer: &str) -> String {
 
 impl GateSet {
     /// Gates at 0 for every gated layer of `arch`: `g(0) = 1`, the vanilla model. With
-    /// `gate_head` false the task head ([`Arch::HEAD`]) keeps all its weights.
+    /// `gate_head` false the task head (the last gated layer) keeps all its weights.
     pub fn zeros(
         arch: &Arch,
         base: &HashMap<String, Tensor>,
@@ -92,10 +92,12 @@ impl GateSet {
         gate_head: bool,
         device: &Device,
     ) -> Result<Self> {
-        let layers = arch
-            .gated_layers()
+        let mut names = arch.gated_layers();
+        if !gate_head {
+            names.pop();
+        }
+        let layers = names
             .into_iter()
-            .filter(|name| gate_head || name != Arch::HEAD)
             .map(|name| {
                 let w = base.get(&weight_name(&name)).ok_or_else(|| {
                     NnError::Spec(format!("parameters have no tensor {}", weight_name(&name)))
