@@ -1,4 +1,7 @@
-//! 2-D convolution (groups 1, dilation 1, square kernel) as im2col + GEMM per image.
+//! 2-D convolution (groups 1, dilation 1, square kernel): a direct AVX-512 kernel for the
+//! large "same" kernels ([`direct`]), im2col + GEMM per image for everything else.
+mod direct;
+
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -171,6 +174,10 @@ impl CustomOp2 for Conv2dOp {
             contiguous_f32(s1, l1, "conv2d input")?,
             contiguous_f32(s2, l2, "conv2d kernel")?,
         );
+        let shape = Shape::from((g.n, g.o, g.ho, g.wo));
+        if let Some(out) = direct::forward(&g, x, w) {
+            return Ok((CpuStorage::F32(out), shape));
+        }
         let mut out = output_f32(g.n * g.out_len());
         out.par_chunks_mut(g.out_len()).enumerate().for_each_init(
             || vec![0f32; g.ckk() * g.out_hw()],
@@ -192,7 +199,7 @@ impl CustomOp2 for Conv2dOp {
                 );
             },
         );
-        Ok((CpuStorage::F32(out), Shape::from((g.n, g.o, g.ho, g.wo))))
+        Ok((CpuStorage::F32(out), shape))
     }
 
     fn bwd(
@@ -273,6 +280,10 @@ impl CustomOp2 for InputGradOp {
             contiguous_f32(s1, l1, "conv2d grad")?,
             contiguous_f32(s2, l2, "conv2d kernel")?,
         );
+        let shape = Shape::from((n, c, self.h, self.w));
+        if let Some(dx) = direct::input_grad(&g, dy, w) {
+            return Ok((CpuStorage::F32(dx), shape));
+        }
         let mut dx = vec![0f32; n * g.in_len()];
         dx.par_chunks_mut(g.in_len()).enumerate().for_each_init(
             || vec![0f32; g.ckk() * g.out_hw()],
@@ -295,7 +306,7 @@ impl CustomOp2 for InputGradOp {
                 col2im(&g, cols, dxi);
             },
         );
-        Ok((CpuStorage::F32(dx), Shape::from((n, c, self.h, self.w))))
+        Ok((CpuStorage::F32(dx), shape))
     }
 }
 
@@ -337,6 +348,10 @@ impl CustomOp2 for WeightGradOp {
             contiguous_f32(s1, l1, "conv2d input")?,
             contiguous_f32(s2, l2, "conv2d grad")?,
         );
+        let shape = Shape::from((o, c, self.k, self.k));
+        if let Some(dw) = direct::weight_grad(&g, x, dy) {
+            return Ok((CpuStorage::F32(dw), shape));
+        }
         // Fixed groups of images, summed in order: the result does not depend on the number
         // of threads, so a sweep gives the same numbers on any rank layout.
         const GROUP: usize = 4;
@@ -380,7 +395,7 @@ impl CustomOp2 for WeightGradOp {
                 dw[j * g.ckk() + r] = *v;
             }
         }
-        Ok((CpuStorage::F32(dw), Shape::from((o, c, self.k, self.k))))
+        Ok((CpuStorage::F32(dw), shape))
     }
 }
 
@@ -474,6 +489,24 @@ mod tests {
         check(2, 16, 28, 28, 32, 3, 1, 1, 2); // SimpleConvNet k=3
         check(2, 8, 16, 16, 8, 3, 2, 1, 3); // ResNet downsampling 3x3
         check(2, 4, 9, 9, 6, 1, 2, 0, 4); // ResNet 1x1 shortcut
+    }
+
+    /// The direct kernels: pairs and single lane blocks, images narrower and wider than a
+    /// tile, tiles at one edge and at both, k = 5 and 7, batches that span several
+    /// weight-gradient chunks.
+    #[test]
+    fn direct_kernels_match_candle() {
+        let g = |n, c, h, w, o, k| Geometry::new(&[n, c, h, w], &[o, c, k, k], 1, k / 2).unwrap();
+        if !direct::applies(&g(1, 16, 8, 8, 16, 7), 16) {
+            eprintln!("no AVX-512 here: the direct kernels are not exercised");
+            return;
+        }
+        check(2, 16, 28, 28, 32, 7, 1, 3, 11); // SimpleConvNet k=7, second layer
+        check(3, 32, 9, 17, 48, 7, 1, 3, 12); // a pair and a single block; 17 = 14 + 3 columns
+        check(2, 16, 5, 30, 16, 5, 1, 2, 13);
+        check(2, 16, 2, 14, 16, 7, 1, 3, 15); // one tile at both edges; fewer rows than taps
+                                              // 35 images: three weight-gradient chunks; 3 input channels: no direct input gradient.
+        check(35, 3, 6, 6, 16, 7, 1, 3, 14);
     }
 
     #[test]

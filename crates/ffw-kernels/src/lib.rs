@@ -1,6 +1,7 @@
 //! Fast CPU kernels as candle custom ops. candle's own CPU convolution backward goes through a
 //! direct `conv_transpose2d` and a slow kernel-gradient convolution; these ops run forward,
-//! input gradient and weight gradient as im2col/col2im + GEMM, parallel over the batch.
+//! input gradient and weight gradient as a direct AVX-512 convolution for the large same-padded
+//! kernels (k = 5, 7) and as im2col/col2im + GEMM otherwise, parallel over the batch.
 //! Linear layers skip the input gradient of data batches; bias adds, inference-mode
 //! BatchNorm and ReLU run as one pass each way; optimiser steps update in place. Other
 //! devices keep candle's implementation.
