@@ -185,17 +185,14 @@ impl CustomOp2 for Conv2dOp {
                 im2col(&g, &x[i * g.in_len()..(i + 1) * g.in_len()], cols);
                 gemm(
                     Threads::One,
-                    g.o,
-                    g.out_hw(),
-                    g.ckk(),
+                    (g.o, g.out_hw(), g.ckk()),
                     y,
+                    (g.out_hw(), 1),
                     false,
                     w,
-                    g.ckk(),
-                    1,
+                    (g.ckk(), 1),
                     cols,
-                    g.out_hw(),
-                    1,
+                    (g.out_hw(), 1),
                 );
             },
         );
@@ -291,17 +288,14 @@ impl CustomOp2 for InputGradOp {
                 let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
                 gemm(
                     Threads::One,
-                    g.ckk(),
-                    g.out_hw(),
-                    g.o,
+                    (g.ckk(), g.out_hw(), g.o),
                     cols,
+                    (g.out_hw(), 1),
                     false,
                     w,
-                    1,
-                    g.ckk(),
+                    (1, g.ckk()),
                     dyi,
-                    g.out_hw(),
-                    1,
+                    (g.out_hw(), 1),
                 );
                 col2im(&g, cols, dxi);
             },
@@ -369,17 +363,14 @@ impl CustomOp2 for WeightGradOp {
                     let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
                     gemm(
                         Threads::One,
-                        g.ckk(),
-                        g.o,
-                        g.out_hw(),
+                        (g.ckk(), g.o, g.out_hw()),
                         &mut dwt,
+                        (g.o, 1),
                         i > grp * GROUP,
                         &cols,
-                        g.out_hw(),
-                        1,
+                        (g.out_hw(), 1),
                         dyi,
-                        1,
-                        g.out_hw(),
+                        (1, g.out_hw()),
                     );
                 }
                 dwt

@@ -7,21 +7,19 @@ pub enum Threads {
     All,
 }
 
-/// Row-major `dst[m×n] (+)= A·B` with `A(i,l) = a[i·ars + l·acs]`, `B(l,j) = b[l·brs + j·bcs]`.
+/// `D (+)= A·B` for `D` m×n, `A` m×k, `B` k×n, each given with its (row, column) strides:
+/// `D(i,j) = dst[i·drs + j·dcs]`, `A(i,l) = a[i·ars + l·acs]`, `B(l,j) = b[l·brs + j·bcs]`.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(
     threads: Threads,
-    m: usize,
-    n: usize,
-    k: usize,
+    (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
+    (drs, dcs): (usize, usize),
     acc: bool,
     a: &[f32],
-    ars: usize,
-    acs: usize,
+    (ars, acs): (usize, usize),
     b: &[f32],
-    brs: usize,
-    bcs: usize,
+    (brs, bcs): (usize, usize),
 ) {
     debug_assert!(dst.len() >= m * n);
     // SAFETY: every index the strides describe lies inside the slices (checked by the callers'
@@ -32,8 +30,8 @@ pub fn gemm(
             n,
             k,
             dst.as_mut_ptr(),
-            1,
-            n as isize,
+            dcs as isize,
+            drs as isize,
             acc,
             a.as_ptr(),
             acs as isize,

@@ -46,7 +46,17 @@ impl CustomOp2 for MatmulT {
             contiguous_f32(s2, l2, "linear weight")?,
         );
         let mut y = output_f32(m * n);
-        gemm(Threads::All, m, n, k, &mut y, false, x, k, 1, w, 1, k);
+        gemm(
+            Threads::All,
+            (m, n, k),
+            &mut y,
+            (n, 1),
+            false,
+            x,
+            (k, 1),
+            w,
+            (1, k),
+        );
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
     }
 
@@ -102,12 +112,32 @@ impl CustomOp2 for Product {
         let (shape, out) = match self {
             Product::GradInput if rows == n => {
                 let mut dx = vec![0f32; m * k];
-                gemm(Threads::All, m, k, n, &mut dx, false, g, n, 1, b, k, 1);
+                gemm(
+                    Threads::All,
+                    (m, k, n),
+                    &mut dx,
+                    (k, 1),
+                    false,
+                    g,
+                    (n, 1),
+                    b,
+                    (k, 1),
+                );
                 ((m, k), dx)
             }
             Product::GradWeight if rows == m => {
                 let mut dw = vec![0f32; n * k];
-                gemm(Threads::All, n, k, m, &mut dw, false, g, 1, n, b, k, 1);
+                gemm(
+                    Threads::All,
+                    (n, k, m),
+                    &mut dw,
+                    (k, 1),
+                    false,
+                    g,
+                    (1, n),
+                    b,
+                    (k, 1),
+                );
                 ((n, k), dw)
             }
             _ => bail!("linear backward: gradient [{m}, {n}] does not match operand [{rows}, {k}]"),
