@@ -482,22 +482,30 @@ mod tests {
         check(2, 4, 9, 9, 6, 1, 2, 0, 4); // ResNet 1x1 shortcut
     }
 
-    /// The direct kernels: pairs and single lane blocks, images narrower and wider than a
-    /// tile, tiles at one edge and at both, k = 5 and 7, batches that span several
-    /// weight-gradient chunks.
+    /// The direct kernels, on each instruction set the CPU has: pairs and single lane blocks,
+    /// images narrower and wider than a tile, tiles at one edge and at both, k = 5 and 7,
+    /// batches that span several weight-gradient chunks.
     #[test]
     fn direct_kernels_match_candle() {
-        let g = |n, c, h, w, o, k| Geometry::new(&[n, c, h, w], &[o, c, k, k], 1, k / 2).unwrap();
-        if !direct::applies(&g(1, 16, 8, 8, 16, 7), 16) {
-            eprintln!("no AVX-512 here: the direct kernels are not exercised");
-            return;
+        let g = |c, o| Geometry::new(&[1, c, 8, 8], &[o, c, 7, 7], 1, 3).unwrap();
+        for isa in [direct::Isa::Avx512, direct::Isa::Avx2] {
+            if !isa.supported() {
+                eprintln!("no {isa:?} here: its direct kernels are not exercised");
+                continue;
+            }
+            direct::with_isa(isa, || {
+                assert_eq!(direct::applies(&g(16, 16), 16), Some(isa));
+                assert_eq!(direct::applies(&g(16, 24), 24), None);
+                check(2, 16, 28, 28, 32, 7, 1, 3, 11); // SimpleConvNet k=7, second layer
+                check(3, 32, 9, 17, 48, 7, 1, 3, 12); // a pair and a single block; 17 columns
+                check(2, 16, 5, 30, 16, 5, 1, 2, 13);
+                check(2, 16, 2, 14, 16, 7, 1, 3, 15); // 14 columns; fewer rows than taps
+                check(2, 16, 3, 6, 16, 5, 1, 2, 16); // 6 columns: one AVX2 tile, both edges
+                                                     // 35 images: three weight-gradient chunks; 3 input channels: no direct input
+                                                     // gradient.
+                check(35, 3, 6, 6, 16, 7, 1, 3, 14);
+            });
         }
-        check(2, 16, 28, 28, 32, 7, 1, 3, 11); // SimpleConvNet k=7, second layer
-        check(3, 32, 9, 17, 48, 7, 1, 3, 12); // a pair and a single block; 17 = 14 + 3 columns
-        check(2, 16, 5, 30, 16, 5, 1, 2, 13);
-        check(2, 16, 2, 14, 16, 7, 1, 3, 15); // one tile at both edges; fewer rows than taps
-                                              // 35 images: three weight-gradient chunks; 3 input channels: no direct input gradient.
-        check(35, 3, 6, 6, 16, 7, 1, 3, 14);
     }
 
     #[test]
