@@ -24,13 +24,29 @@ pub(super) enum Isa {
 }
 
 impl Isa {
-    /// The best the CPU has, if any.
+    /// The best the CPU has, if any, unless `FFW_DIRECT_CONV` (`avx512`, `avx2` or `off`)
+    /// narrows the choice, e.g. to time the AVX2 kernels or the im2col path on an AVX-512
+    /// machine.
     fn detect() -> Option<Isa> {
         #[cfg(test)]
         if let Some(isa) = FORCED.with(|f| f.get()) {
             return isa.supported().then_some(isa);
         }
-        [Isa::Avx512, Isa::Avx2].into_iter().find(|i| i.supported())
+        static CHOICE: std::sync::OnceLock<Option<Isa>> = std::sync::OnceLock::new();
+        *CHOICE.get_or_init(|| {
+            let all = &[Isa::Avx512, Isa::Avx2];
+            let allowed: &[Isa] = match std::env::var("FFW_DIRECT_CONV").as_deref() {
+                Ok("avx512") => &[Isa::Avx512],
+                Ok("avx2") => &[Isa::Avx2],
+                Ok("off") => &[],
+                Ok(other) => {
+                    eprintln!("FFW_DIRECT_CONV={other:?} is not avx512, avx2 or off: ignored");
+                    all
+                }
+                Err(_) => all,
+            };
+            allowed.iter().copied().find(|i| i.supported())
+        })
     }
 
     pub(super) fn supported(self) -> bool {
