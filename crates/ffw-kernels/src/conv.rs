@@ -508,6 +508,32 @@ mod tests {
         }
     }
 
+    /// Forward and both gradients, bit for bit, on 1 and 3 threads: a sweep's numbers must not
+    /// depend on the ranks' core counts. Direct (k = 7) and im2col (k = 3) paths.
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let run = |threads: usize, k: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+                let x = Var::from_tensor(&random(&[5, 16, 12, 12], &mut rng)).unwrap();
+                let w = Var::from_tensor(&random(&[32, 16, k, k], &mut rng)).unwrap();
+                let y = conv2d(x.as_tensor(), w.as_tensor(), 1, k / 2).unwrap();
+                let proj = random(y.dims(), &mut rng);
+                let grads = (&y * &proj).unwrap().sum_all().unwrap().backward().unwrap();
+                [&y, grads.get(&x).unwrap(), grads.get(&w).unwrap()]
+                    .map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+                    .map(|v| v.into_iter().map(f32::to_bits).collect::<Vec<_>>())
+            })
+        };
+        for k in [7, 3] {
+            assert_eq!(run(1, k), run(3, k), "k = {k}");
+        }
+    }
+
     #[test]
     fn matches_candle_on_random_shapes() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
