@@ -1,5 +1,5 @@
-//! 2-D convolution (groups 1, dilation 1, square kernel): a direct AVX-512 kernel for the
-//! large "same" kernels ([`direct`]), im2col + GEMM per image for everything else.
+//! 2-D convolution (groups 1, dilation 1, square kernel): a direct AVX-512/AVX2 kernel for
+//! the large "same" kernels ([`direct`]), im2col + GEMM per image for everything else.
 mod direct;
 
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
@@ -496,13 +496,17 @@ mod tests {
             direct::with_isa(isa, || {
                 assert_eq!(direct::applies(&g(16, 16), 16), Some(isa));
                 assert_eq!(direct::applies(&g(16, 24), 24), None);
-                check(2, 16, 28, 28, 32, 7, 1, 3, 11); // SimpleConvNet k=7, second layer
-                check(3, 32, 9, 17, 48, 7, 1, 3, 12); // a pair and a single block; 17 columns
+                // SimpleConvNet k=7, second layer.
+                check(2, 16, 28, 28, 32, 7, 1, 3, 11);
+                // A pair and a single block; 17 columns.
+                check(3, 32, 9, 17, 48, 7, 1, 3, 12);
                 check(2, 16, 5, 30, 16, 5, 1, 2, 13);
-                check(2, 16, 2, 14, 16, 7, 1, 3, 15); // 14 columns; fewer rows than taps
-                check(2, 16, 3, 6, 16, 5, 1, 2, 16); // 6 columns: one AVX2 tile, both edges
-                                                     // 35 images: three weight-gradient chunks; 3 input channels: no direct input
-                                                     // gradient.
+                // 14 columns; fewer rows than taps.
+                check(2, 16, 2, 14, 16, 7, 1, 3, 15);
+                // 6 columns: one AVX2 tile, at both edges.
+                check(2, 16, 3, 6, 16, 5, 1, 2, 16);
+                // 35 images: three weight-gradient chunks; 3 input channels: no direct input
+                // gradient.
                 check(35, 3, 6, 6, 16, 7, 1, 3, 14);
             });
         }

@@ -27,11 +27,6 @@ pub fn gemm(
 ) {
     debug_assert!(dst.len() >= m * n);
     let parts = rayon::current_num_threads();
-    let (dp, ap, bp) = (
-        Ptr(dst.as_mut_ptr()),
-        Ptr(a.as_ptr() as *mut f32),
-        Ptr(b.as_ptr() as *mut f32),
-    );
     if matches!(threads, Threads::All) && parts > 1 && m * n * k >= SPLIT_MIN {
         // Large products: one single-threaded GEMM per thread on its share of the longer
         // output side, instead of the `gemm` crate's own parallel loop, which synchronises
@@ -41,43 +36,32 @@ pub fn gemm(
         let by_rows = m >= n;
         let len = if by_rows { m } else { n };
         let chunk = len.div_ceil(parts);
+        let dp = Ptr(dst.as_mut_ptr());
         (0..parts).into_par_iter().for_each(|p| {
             let (lo, hi) = (p * chunk, ((p + 1) * chunk).min(len));
             if lo >= hi {
                 return;
             }
+            // The part's rows of D and A, or its columns of D and B.
+            let (rows, cols, d_off, a_off, b_off) = if by_rows {
+                (hi - lo, n, lo * drs, lo * ars, 0)
+            } else {
+                (m, hi - lo, lo * dcs, 0, lo * bcs)
+            };
             // SAFETY: the parts write disjoint rows (columns) of `dst`; offsets stay inside
             // the slices because `lo < m` (`lo < n`).
             unsafe {
-                if by_rows {
-                    raw(
-                        hi - lo,
-                        n,
-                        k,
-                        dp.at(lo * drs),
-                        (drs, dcs),
-                        acc,
-                        ap.at(lo * ars),
-                        (ars, acs),
-                        bp.at(0),
-                        (brs, bcs),
-                        false,
-                    );
-                } else {
-                    raw(
-                        m,
-                        hi - lo,
-                        k,
-                        dp.at(lo * dcs),
-                        (drs, dcs),
-                        acc,
-                        ap.at(0),
-                        (ars, acs),
-                        bp.at(lo * bcs),
-                        (brs, bcs),
-                        false,
-                    );
-                }
+                raw(
+                    (rows, cols, k),
+                    dp.at(d_off),
+                    (drs, dcs),
+                    acc,
+                    a.as_ptr().add(a_off),
+                    (ars, acs),
+                    b.as_ptr().add(b_off),
+                    (brs, bcs),
+                    false,
+                );
             }
         });
         return;
@@ -86,22 +70,20 @@ pub fn gemm(
     // geometry: a is m×k, b is k×n, dst is m×n).
     unsafe {
         raw(
-            m,
-            n,
-            k,
-            dp.0,
+            (m, n, k),
+            dst.as_mut_ptr(),
             (drs, dcs),
             acc,
-            ap.0,
+            a.as_ptr(),
             (ars, acs),
-            bp.0,
+            b.as_ptr(),
             (brs, bcs),
             matches!(threads, Threads::All),
         )
     }
 }
 
-/// A pointer the parts of a split product share (each writes its own rows or columns).
+/// The destination the parts of a split product share (each writes its own rows or columns).
 #[derive(Clone, Copy)]
 struct Ptr(*mut f32);
 // SAFETY: see the split in `gemm`: the parts never write the same element.
@@ -117,9 +99,7 @@ impl Ptr {
 
 #[allow(clippy::too_many_arguments)]
 unsafe fn raw(
-    m: usize,
-    n: usize,
-    k: usize,
+    (m, n, k): (usize, usize, usize),
     dst: *mut f32,
     (drs, dcs): (usize, usize),
     acc: bool,
@@ -185,9 +165,7 @@ mod tests {
                         // SAFETY: a is m×k column-major, b k×n and d m×n row-major.
                         unsafe {
                             raw(
-                                m,
-                                n,
-                                k,
+                                (m, n, k),
                                 d.as_mut_ptr(),
                                 (n, 1),
                                 false,

@@ -225,61 +225,42 @@ mod simd {
         unsafe fn store(self, p: *mut f32);
     }
 
-    impl Vector for __m512 {
-        const N: usize = 16;
-        #[inline(always)]
-        unsafe fn zero() -> Self {
-            _mm512_setzero_ps()
-        }
-        #[inline(always)]
-        unsafe fn load(p: *const f32) -> Self {
-            _mm512_loadu_ps(p)
-        }
-        #[inline(always)]
-        unsafe fn splat(p: *const f32) -> Self {
-            _mm512_set1_ps(*p)
-        }
-        #[inline(always)]
-        unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
-            _mm512_fmadd_ps(a, b, c)
-        }
-        #[inline(always)]
-        unsafe fn add(a: Self, b: Self) -> Self {
-            _mm512_add_ps(a, b)
-        }
-        #[inline(always)]
-        unsafe fn store(self, p: *mut f32) {
-            _mm512_storeu_ps(p, self)
-        }
+    /// `Vector` for an intrinsic type from its six operations.
+    macro_rules! vector {
+        ($t:ty, $n:expr, $zero:ident, $load:ident, $set1:ident, $fma:ident, $add:ident, $store:ident) => {
+            impl Vector for $t {
+                const N: usize = $n;
+                #[inline(always)]
+                unsafe fn zero() -> Self {
+                    $zero()
+                }
+                #[inline(always)]
+                unsafe fn load(p: *const f32) -> Self {
+                    $load(p)
+                }
+                #[inline(always)]
+                unsafe fn splat(p: *const f32) -> Self {
+                    $set1(*p)
+                }
+                #[inline(always)]
+                unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
+                    $fma(a, b, c)
+                }
+                #[inline(always)]
+                unsafe fn add(a: Self, b: Self) -> Self {
+                    $add(a, b)
+                }
+                #[inline(always)]
+                unsafe fn store(self, p: *mut f32) {
+                    $store(p, self)
+                }
+            }
+        };
     }
-
-    impl Vector for __m256 {
-        const N: usize = 8;
-        #[inline(always)]
-        unsafe fn zero() -> Self {
-            _mm256_setzero_ps()
-        }
-        #[inline(always)]
-        unsafe fn load(p: *const f32) -> Self {
-            _mm256_loadu_ps(p)
-        }
-        #[inline(always)]
-        unsafe fn splat(p: *const f32) -> Self {
-            _mm256_set1_ps(*p)
-        }
-        #[inline(always)]
-        unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
-            _mm256_fmadd_ps(a, b, c)
-        }
-        #[inline(always)]
-        unsafe fn add(a: Self, b: Self) -> Self {
-            _mm256_add_ps(a, b)
-        }
-        #[inline(always)]
-        unsafe fn store(self, p: *mut f32) {
-            _mm256_storeu_ps(p, self)
-        }
-    }
+    #[rustfmt::skip]
+    vector!(__m512, 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_storeu_ps);
+    #[rustfmt::skip]
+    vector!(__m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, _mm256_storeu_ps);
 
     /// Offset of a task's vector `b` inside lane-blocked data whose blocks are `block` apart.
     #[inline(always)]
