@@ -7,6 +7,15 @@ use crate::error::{NnError, Result};
 use crate::mlp::{self, Mlp};
 use crate::simple_conv::{self, SimpleConvNet};
 
+/// A layer whose `weight` FFW gates. Its output units lie along the weight's first axis;
+/// `norm` names the BatchNorm that normalises them, if any: a structured gate must silence
+/// a unit *after* that normalisation, or the unit still emits `β − γ·μ/σ` once pruned.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GatedLayerSpec {
+    pub name: String,
+    pub norm: Option<String>,
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(tag = "name", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Arch {
@@ -73,13 +82,12 @@ impl Arch {
         }
     }
 
-    /// Layers whose `weight` FFW gates: every conv and linear layer, the task head last.
-    pub fn gated_layers(&self) -> Vec<String> {
+    /// Layers whose `weight` FFW gates, in forward order (every conv and linear layer, the
+    /// task head last), each with the BatchNorm that normalises its output.
+    pub fn gated_layers(&self) -> Vec<GatedLayerSpec> {
         match self {
-            Arch::SimpleConvNet { .. } => {
-                simple_conv::GATED.iter().map(|s| s.to_string()).collect()
-            }
-            Arch::Mlp { hidden, .. } => mlp::gated_names(hidden.len()),
+            Arch::SimpleConvNet { .. } => simple_conv::gated_layers(),
+            Arch::Mlp { hidden, .. } => mlp::gated_layers(hidden.len()),
         }
     }
 }

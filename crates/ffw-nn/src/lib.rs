@@ -13,7 +13,7 @@ pub mod params;
 pub mod probe;
 pub mod simple_conv;
 
-pub use arch::{Arch, Model};
+pub use arch::{Arch, GatedLayerSpec, Model};
 pub use error::{NnError, Result};
 pub use gate::{GateMode, GateSet, Variant};
 pub use params::ParamStore;

@@ -3,6 +3,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
+use crate::arch::GatedLayerSpec;
 use crate::layers::{self, Linear};
 
 pub struct Mlp {
@@ -10,11 +11,12 @@ pub struct Mlp {
     fc: Linear,
 }
 
-/// Gated layer names for a given depth: `fc1..fcN` then the head `fc`.
-pub fn gated_names(n_hidden: usize) -> Vec<String> {
+/// Gated layers for a given depth: `fc1..fcN` then the head `fc`, none normalised.
+pub fn gated_layers(n_hidden: usize) -> Vec<GatedLayerSpec> {
     (1..=n_hidden)
         .map(|i| format!("fc{i}"))
         .chain(["fc".to_string()])
+        .map(|name| GatedLayerSpec { name, norm: None })
         .collect()
 }
 

@@ -5,11 +5,24 @@ use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 use ffw_kernels::Act;
 
+use crate::arch::GatedLayerSpec;
 use crate::layers::{self, BatchNorm, Conv2d, Linear};
 
 pub const CHANNELS: [usize; 5] = [3, 16, 32, 64, 128];
-/// Names of the gated layers, in forward order.
-pub const GATED: [&str; 5] = ["conv1", "conv2", "conv3", "conv4", "fc"];
+
+/// `conv{i}` normalised by `bn{i}`, then the head `fc`.
+pub fn gated_layers() -> Vec<GatedLayerSpec> {
+    (1..=4)
+        .map(|i| GatedLayerSpec {
+            name: format!("conv{i}"),
+            norm: Some(format!("bn{i}")),
+        })
+        .chain([GatedLayerSpec {
+            name: "fc".into(),
+            norm: None,
+        }])
+        .collect()
+}
 
 pub struct SimpleConvNet {
     convs: Vec<Conv2d>,

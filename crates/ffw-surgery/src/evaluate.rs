@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::ProbeConfig;
 use crate::encode::{accuracy, aligned_conflicting, encode, Encoded};
 use crate::error::Result;
-use crate::probe::{Probe, ProbeInit};
+use crate::probe::{fit_heads, Probe, ProbeInit};
 use crate::seeds::sub_seed;
 
 /// The unbiased splits FFW and every evaluation use.
@@ -43,8 +43,17 @@ pub struct MaskReport {
     pub val: SplitScores,
     pub test: SplitScores,
     pub sparsity: Option<Sparsity>,
+    /// Epochs the privacy heads took to plateau (one entry per head; they stop together).
     pub probe_epochs: Vec<usize>,
+    /// The model's validation task accuracy is within [`COLLAPSE_MARGIN`] of chance: it
+    /// has lost the task (typically it answers one class), whatever its bias accuracy says.
+    #[serde(default)]
+    pub collapsed: bool,
 }
+
+/// How close to chance (1 / classes) validation task accuracy must be to call a model
+/// collapsed: 2 points.
+pub const COLLAPSE_MARGIN: f64 = 0.02;
 
 impl MaskReport {
     /// Mean validation bias accuracy over attributes (the best-intermediate criterion).
@@ -83,7 +92,9 @@ pub fn model_from(
     Ok(arch.build(VarBuilder::from_tensors(params.clone(), DType::F32, device))?)
 }
 
-fn scores(enc: &Encoded, probes: &[Probe], batch: usize) -> Result<SplitScores> {
+/// Task accuracy, and per head bias accuracy, MI (over minibatches of `batch`) and task
+/// accuracy on the aligned and conflicting samples.
+pub(crate) fn scores(enc: &Encoded, probes: &[Probe], batch: usize) -> Result<SplitScores> {
     let mut bias_acc = Vec::new();
     let mut mi = Vec::new();
     let (mut aligned_acc, mut conflicting_acc) = (Vec::new(), Vec::new());
@@ -116,29 +127,30 @@ pub fn evaluate_params(
 ) -> Result<Evaluation> {
     let model = frozen_model(arch, params, device)?;
     let train = encode(&model, sets.train, device)?;
-    let mut probes = Vec::new();
-    let mut probe_epochs = Vec::new();
-    for (a, bias) in train.biases.iter().enumerate() {
-        let n_classes = sets.train.n_bias_classes[a];
-        let mut probe = match init {
-            ProbeInit::Fresh { seed } => Probe::new(
-                arch.feature_dim(),
-                n_classes,
-                probe_cfg,
-                sub_seed(*seed, &format!("probe-init-{a}")),
-                device,
-            )?,
-            ProbeInit::From(maps) => {
-                Probe::from_params(&maps[a], arch.feature_dim(), n_classes, probe_cfg, device)?
+    let mut probes = (0..train.biases.len())
+        .map(|a| {
+            let n_classes = sets.train.n_bias_classes[a];
+            match init {
+                ProbeInit::Fresh { seed } => Probe::new(
+                    arch.feature_dim(),
+                    n_classes,
+                    probe_cfg,
+                    sub_seed(*seed, &format!("probe-init-{a}")),
+                    device,
+                ),
+                ProbeInit::From(maps) => {
+                    Probe::from_params(&maps[a], arch.feature_dim(), n_classes, probe_cfg, device)
+                }
             }
-        };
-        probe_epochs.push(probe.fit(
-            &train.features,
-            bias,
-            sub_seed(seed, &format!("probe-order-{a}")),
-        )?);
-        probes.push(probe);
-    }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // The first attribute's order stream, so that one-attribute runs keep their numbers.
+    let epochs = fit_heads(
+        &mut probes,
+        &train.features,
+        &train.biases,
+        sub_seed(seed, "probe-order-0"),
+    )?;
     let val = scores(
         &encode(&model, sets.val, device)?,
         &probes,
@@ -149,12 +161,14 @@ pub fn evaluate_params(
         &probes,
         probe_cfg.batch_size,
     )?;
+    let chance = 1.0 / sets.val.n_classes as f64;
     Ok(Evaluation {
         report: MaskReport {
+            collapsed: (val.task_acc - chance).abs() <= COLLAPSE_MARGIN,
             val,
             test,
             sparsity: None,
-            probe_epochs,
+            probe_epochs: vec![epochs; probes.len()],
         },
         probes,
     })

@@ -96,7 +96,7 @@ pub fn train_vanilla(
             pb.abandon();
             return Err(SurgeryError::NonFinite {
                 phase: "vanilla",
-                what: "loss",
+                what: "loss".into(),
                 epoch,
                 value: loss,
             });
