@@ -6,7 +6,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::Dataset;
+use crate::dataset::{Dataset, Splits};
 use crate::error::{DataError, Result};
 use crate::idx::Images;
 use crate::mnist::{Mnist, MnistSplit, N_CLASSES};
@@ -173,26 +173,13 @@ impl Default for BiasedMnistConfig {
     }
 }
 
-/// The biased train set and the unbiased sets FFW uses.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BiasedMnistSplits {
-    pub train: Dataset,
-    pub unbiased_train: Dataset,
-    pub unbiased_val: Dataset,
-    pub test: Dataset,
-}
-
 /// Builds the four splits the authors use:
 /// - `train`: MNIST train (or `n_train` of it, seeded sample) coloured with `rho`;
 /// - `unbiased_train`, `unbiased_val`: disjoint seeded samples of the MNIST train
 ///   images coloured with `unbiased_rho`. As in the authors' code the whole train set
 ///   is recoloured and then sampled, so these may share images with `train`;
 /// - `test`: MNIST test (or `n_test` of it) coloured with `unbiased_rho`.
-pub fn build_splits(
-    mnist: &Mnist,
-    cfg: &BiasedMnistConfig,
-    seed: u64,
-) -> Result<BiasedMnistSplits> {
+pub fn build_splits(mnist: &Mnist, cfg: &BiasedMnistConfig, seed: u64) -> Result<Splits> {
     let n_avail = mnist.train.len();
     let n_unbiased = cfg.n_unbiased_train.checked_add(cfg.n_unbiased_val);
     if n_unbiased.is_none_or(|n| n > n_avail) {
@@ -239,7 +226,7 @@ pub fn build_splits(
     };
 
     let test_split = sample(&mnist.test, cfg.n_test, sub_seed(seed, 5), "n_test", "test")?;
-    Ok(BiasedMnistSplits {
+    Ok(Splits {
         train,
         unbiased_train: unbiased(train_idx)?,
         unbiased_val: unbiased(val_idx)?,
@@ -248,7 +235,7 @@ pub fn build_splits(
 }
 
 /// The whole split, or the first `n` of a seeded permutation of it.
-fn sample(
+pub(crate) fn sample(
     split: &MnistSplit,
     n: Option<usize>,
     seed: u64,
@@ -270,7 +257,7 @@ fn sample(
 }
 
 /// A seed for stream `stream` of the experiment seeded with `seed`.
-fn sub_seed(seed: u64, stream: u64) -> u64 {
+pub(crate) fn sub_seed(seed: u64, stream: u64) -> u64 {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(stream);
     rng.next_u64()

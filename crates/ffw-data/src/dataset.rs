@@ -24,6 +24,15 @@ pub struct Dataset {
     pub n_bias_classes: Vec<usize>,
 }
 
+/// The biased train set and the unbiased sets FFW uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Splits {
+    pub train: Dataset,
+    pub unbiased_train: Dataset,
+    pub unbiased_val: Dataset,
+    pub test: Dataset,
+}
+
 /// A batch on a device: `x` is `[b, ..sample_shape]` f32, `y` and each bias `[b]` u32.
 #[derive(Debug, Clone)]
 pub struct Batch {
