@@ -53,11 +53,11 @@ fn synthetic(n: usize, aligned: f64, seed: u64) -> Dataset {
 #[test]
 fn ffw_lowers_the_probes_bias_accuracy_below_vanillas() {
     let device = Device::Cpu;
-    let arch = Arch::Mlp {
+    let arch = Arch::Mlp(ffw_nn::MlpSpec {
         input: DIM,
         hidden: vec![32, 32],
         n_classes: 2,
-    };
+    });
     let train = synthetic(2000, 0.98, 1);
     let (utrain, uval, test) = (
         synthetic(600, 0.5, 2),
@@ -137,11 +137,11 @@ fn ffw_lowers_the_probes_bias_accuracy_below_vanillas() {
 #[test]
 fn a_temperature_cut_is_followed_by_a_head_refit() {
     let device = Device::Cpu;
-    let arch = Arch::Mlp {
+    let arch = Arch::Mlp(ffw_nn::MlpSpec {
         input: DIM,
         hidden: vec![16],
         n_classes: 2,
-    };
+    });
     let train = synthetic(400, 0.95, 1);
     let (utrain, uval, test) = (
         synthetic(200, 0.5, 2),
@@ -226,11 +226,11 @@ fn a_temperature_cut_is_followed_by_a_head_refit() {
 #[test]
 fn a_checkpoint_is_the_model_after_that_many_steps() {
     let device = Device::Cpu;
-    let arch = Arch::Mlp {
+    let arch = Arch::Mlp(ffw_nn::MlpSpec {
         input: DIM,
         hidden: vec![8],
         n_classes: 2,
-    };
+    });
     let train = synthetic(200, 0.9, 1);
     let cfg = |epochs: usize, checkpoints: Vec<f64>| VanillaConfig {
         epochs,

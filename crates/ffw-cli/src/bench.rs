@@ -5,7 +5,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
 use ffw_data::{Batch, Dataset};
-use ffw_nn::{Arch, GateMode, ParamStore};
+use ffw_nn::{Arch, GateMode, ModelSpec, ParamStore};
 use ffw_surgery::evaluate::frozen_model;
 use ffw_surgery::optim;
 use ffw_surgery::probe::Probe;
@@ -23,27 +23,27 @@ fn cases() -> Vec<Case> {
     vec![
         Case {
             name: "simpleconv-k7",
-            arch: Arch::SimpleConvNet {
+            arch: Arch::SimpleConvNet(ffw_nn::SimpleConvNetSpec {
                 kernel: 7,
                 n_classes: 10,
-            },
+            }),
             batch: 100,
         },
         Case {
             name: "simpleconv-k3",
-            arch: Arch::SimpleConvNet {
+            arch: Arch::SimpleConvNet(ffw_nn::SimpleConvNetSpec {
                 kernel: 3,
                 n_classes: 10,
-            },
+            }),
             batch: 100,
         },
         Case {
             name: "mlp",
-            arch: Arch::Mlp {
+            arch: Arch::Mlp(ffw_nn::MlpSpec {
                 input: 2352,
                 hidden: vec![100, 100, 100],
                 n_classes: 10,
-            },
+            }),
             batch: 256,
         },
     ]

@@ -9,7 +9,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
-use crate::arch::Arch;
+use crate::arch::ModelSpec;
 use crate::error::{NnError, Result};
 use crate::params;
 
@@ -95,7 +95,7 @@ impl GateSet {
     /// Gates at 0 for every gated layer of `arch`: `g(0) = 1`, the vanilla model. With
     /// `gate_head` false the task head (the last gated layer) keeps all its weights.
     pub fn zeros(
-        arch: &Arch,
+        arch: &dyn ModelSpec,
         base: &HashMap<String, Tensor>,
         variant: Variant,
         gate_head: bool,
@@ -246,6 +246,7 @@ impl GateSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Arch;
     use candle_core::Device;
 
     fn scalar_gate_and_grad(x: f32) -> (f32, f32) {
@@ -293,11 +294,11 @@ mod tests {
     }
 
     fn mlp() -> Arch {
-        Arch::Mlp {
+        Arch::Mlp(crate::MlpSpec {
             input: 3,
             hidden: vec![2],
             n_classes: 2,
-        }
+        })
     }
 
     #[test]
@@ -401,10 +402,10 @@ mod tests {
     /// SimpleConvNet's parameters with non-trivial BatchNorm statistics and affine terms.
     fn conv_net_base() -> Result<(Arch, HashMap<String, Tensor>)> {
         let dev = Device::Cpu;
-        let arch = Arch::SimpleConvNet {
+        let arch = Arch::SimpleConvNet(crate::SimpleConvNetSpec {
             kernel: 3,
             n_classes: 10,
-        };
+        });
         let store = crate::ParamStore::new(3, &dev);
         arch.build(store.var_builder())?;
         let mut base = store.snapshot()?;

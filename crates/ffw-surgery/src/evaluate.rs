@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use ffw_data::Dataset;
 use ffw_nn::gate::Sparsity;
-use ffw_nn::Arch;
+use ffw_nn::ModelSpec;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ProbeConfig;
@@ -71,7 +71,7 @@ pub struct Evaluation {
 /// The model for forward passes only: parameters detached, so no op records a backward
 /// graph (which would keep every activation of a whole-split batch alive: gigabytes).
 pub fn frozen_model(
-    arch: &Arch,
+    arch: &dyn ModelSpec,
     params: &HashMap<String, Tensor>,
     device: &Device,
 ) -> Result<ffw_nn::Model> {
@@ -85,7 +85,7 @@ pub fn frozen_model(
 /// Builds the model from `params` (no gates: pruning is already in the map); gradients flow
 /// to whatever the tensors were computed from.
 pub fn model_from(
-    arch: &Arch,
+    arch: &dyn ModelSpec,
     params: &HashMap<String, Tensor>,
     device: &Device,
 ) -> Result<ffw_nn::Model> {
@@ -117,7 +117,7 @@ pub(crate) fn scores(enc: &Encoded, probes: &[Probe], batch: usize) -> Result<Sp
 /// Trains one probe per bias attribute to plateau on the unbiased-train features of
 /// `params`, then scores validation and test.
 pub fn evaluate_params(
-    arch: &Arch,
+    arch: &dyn ModelSpec,
     params: &HashMap<String, Tensor>,
     sets: &UnbiasedSets,
     probe_cfg: &ProbeConfig,

@@ -6,12 +6,12 @@ use std::collections::HashMap;
 
 use candle_core::{Device, Tensor, Var};
 use ffw_nn::gate::{GateSet, GatedLayer};
-use ffw_nn::{Arch, Variant};
+use ffw_nn::{ModelSpec, Variant};
 
 use crate::error::{Result, SurgeryError};
 
 pub fn magnitude_mask(
-    arch: &Arch,
+    arch: &dyn ModelSpec,
     base: &HashMap<String, Tensor>,
     sparsity: f64,
     device: &Device,
@@ -64,14 +64,15 @@ pub fn magnitude_mask(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ffw_nn::Arch;
     use ffw_nn::GateMode;
 
     fn mlp_params() -> (Arch, HashMap<String, Tensor>) {
-        let arch = Arch::Mlp {
+        let arch = Arch::Mlp(ffw_nn::MlpSpec {
             input: 3,
             hidden: vec![2],
             n_classes: 2,
-        };
+        });
         let d = Device::Cpu;
         let t = |v: &[f32], s: &[usize]| Tensor::from_slice(v, s, &d).unwrap();
         let mut p = HashMap::new();

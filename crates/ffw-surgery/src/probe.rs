@@ -174,7 +174,7 @@ mod tests {
     use super::*;
     use crate::encode::encode;
     use ffw_data::Dataset;
-    use ffw_nn::{Arch, ParamStore};
+    use ffw_nn::{Arch, ModelSpec, ParamStore};
 
     /// Training the probe on features computed once equals training it on features recomputed
     /// by a forward pass per batch (what a naive implementation does every probe epoch).
@@ -192,10 +192,10 @@ mod tests {
             biases: vec![(0..n).map(|i| ((i / 3) % 10) as u32).collect()],
             n_bias_classes: vec![10],
         };
-        let arch = Arch::SimpleConvNet {
+        let arch = Arch::SimpleConvNet(ffw_nn::SimpleConvNetSpec {
             kernel: 3,
             n_classes: 10,
-        };
+        });
         let store = ParamStore::new(1, &device);
         let model = arch.build(store.var_builder()).unwrap();
         // Enough patience that both run exactly `max_epochs` epochs.

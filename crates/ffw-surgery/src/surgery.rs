@@ -8,7 +8,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use ffw_data::dataset::epoch_order;
 use ffw_data::{Batch, Dataset};
-use ffw_nn::{Arch, GateMode, GateSet, Model};
+use ffw_nn::{GateMode, GateSet, Model, ModelSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::config::FfwConfig;
@@ -68,7 +68,7 @@ pub struct FfwOutcome {
 /// What FFW trains on the frozen vanilla parameters: the gates, their optimiser, and the
 /// privacy heads (one per bias attribute).
 pub struct Surgery<'a> {
-    arch: &'a Arch,
+    arch: &'a dyn ModelSpec,
     base: &'a HashMap<String, Tensor>,
     cfg: &'a FfwConfig,
     device: &'a Device,
@@ -80,7 +80,7 @@ pub struct Surgery<'a> {
 impl<'a> Surgery<'a> {
     /// Gates at 0 (the vanilla model) and the given heads.
     pub fn new(
-        arch: &'a Arch,
+        arch: &'a dyn ModelSpec,
         base: &'a HashMap<String, Tensor>,
         cfg: &'a FfwConfig,
         probes: Vec<Probe>,
@@ -194,7 +194,7 @@ impl<'a> Surgery<'a> {
 /// Runs FFW from `base` (the frozen vanilla parameters). `vanilla_probes` are the privacy
 /// heads trained to plateau on the vanilla model, one per bias attribute.
 pub fn run_ffw(
-    arch: &Arch,
+    arch: &dyn ModelSpec,
     base: &HashMap<String, Tensor>,
     sets: &UnbiasedSets,
     cfg: &FfwConfig,
