@@ -47,6 +47,7 @@ fn synthetic(n: usize, aligned: f64, seed: u64) -> Dataset {
         n_classes: 2,
         biases: vec![b],
         n_bias_classes: vec![2],
+        aligned: vec![vec![0, 1]],
     }
 }
 

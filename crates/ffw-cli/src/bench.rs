@@ -61,6 +61,7 @@ fn synthetic(n: usize) -> Dataset {
         n_classes: 10,
         biases: vec![(0..n).map(|i| ((i / 10) % 10) as u32).collect()],
         n_bias_classes: vec![10],
+        aligned: vec![(0..10).collect()],
     }
 }
 

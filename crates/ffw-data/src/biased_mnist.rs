@@ -140,6 +140,8 @@ fn to_dataset(split: &MnistSplit, colours: &[u8]) -> Result<Dataset> {
         n_classes: N_CLASSES,
         biases: vec![colours.iter().map(|&c| c as u32).collect()],
         n_bias_classes: vec![COLOUR_MAP.len()],
+        // Class d's own colour is colour d.
+        aligned: vec![(0..N_CLASSES as u32).collect()],
     })
 }
 

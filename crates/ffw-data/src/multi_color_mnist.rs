@@ -204,6 +204,8 @@ fn build(
         n_classes: N_CLASSES,
         biases: vec![left, right],
         n_bias_classes: vec![LEFT_COLOURS.len(); 2],
+        // On both sides, digit d's own colour is colour d.
+        aligned: vec![(0..N_CLASSES as u32).collect(); 2],
     })
 }
 

@@ -45,6 +45,8 @@ fn mask(task: f64, bias: f64, sparsity: Option<f64>) -> MaskReport {
         mi: vec![0.01],
         aligned_acc: vec![Some(0.99)],
         conflicting_acc: vec![Some(task)],
+        groups: vec![Some(0.99), Some(task)],
+        unbiased_acc: Some((0.99 + task) / 2.0),
     };
     // Two layers: conv1 pruned at `s`, fc at half of it.
     let layers = |s: f64| {

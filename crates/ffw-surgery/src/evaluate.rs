@@ -10,7 +10,7 @@ use ffw_nn::ModelSpec;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ProbeConfig;
-use crate::encode::{accuracy, aligned_conflicting, encode, Encoded};
+use crate::encode::{accuracy, aligned_conflicting, encode, group_accuracies, Encoded};
 use crate::error::Result;
 use crate::probe::{fit_heads, Probe, ProbeInit};
 use crate::seeds::sub_seed;
@@ -36,6 +36,13 @@ pub struct SplitScores {
     pub aligned_acc: Vec<Option<f64>>,
     #[serde(default)]
     pub conflicting_acc: Vec<Option<f64>>,
+    /// Task accuracy per aligned/conflicting pattern over all attributes (see
+    /// `encode::group_accuracies` for the order); `None` for an empty group.
+    #[serde(default)]
+    pub groups: Vec<Option<f64>>,
+    /// Mean accuracy of the non-empty groups: Multi-Color MNIST's "unbiased" accuracy.
+    #[serde(default)]
+    pub unbiased_acc: Option<f64>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -95,22 +102,29 @@ pub fn model_from(
 /// Task accuracy, and per head bias accuracy, MI (over minibatches of `batch`) and task
 /// accuracy on the aligned and conflicting samples.
 pub(crate) fn scores(enc: &Encoded, probes: &[Probe], batch: usize) -> Result<SplitScores> {
+    let pred = enc.logits.argmax(1)?.to_vec1::<u32>()?;
+    let labels = enc.labels.to_vec1::<u32>()?;
     let mut bias_acc = Vec::new();
     let mut mi = Vec::new();
     let (mut aligned_acc, mut conflicting_acc) = (Vec::new(), Vec::new());
-    for (probe, bias) in probes.iter().zip(&enc.biases) {
+    for ((probe, bias), aligned) in probes.iter().zip(&enc.biases).zip(&enc.aligned) {
         bias_acc.push(probe.accuracy(&enc.features, bias)?);
         mi.push(probe.mean_mi(&enc.features, bias, batch)?);
-        let (a, c) = aligned_conflicting(&enc.logits, &enc.labels, bias)?;
+        let (a, c) = aligned_conflicting(&pred, &labels, aligned);
         aligned_acc.push(a);
         conflicting_acc.push(c);
     }
+    let groups = group_accuracies(&pred, &labels, &enc.aligned);
+    let present: Vec<f64> = groups.iter().flatten().copied().collect();
     Ok(SplitScores {
         task_acc: accuracy(&enc.logits, &enc.labels)?,
         bias_acc,
         mi,
         aligned_acc,
         conflicting_acc,
+        groups,
+        unbiased_acc: (!present.is_empty())
+            .then(|| present.iter().sum::<f64>() / present.len() as f64),
     })
 }
 

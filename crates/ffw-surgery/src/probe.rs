@@ -191,6 +191,7 @@ mod tests {
             n_classes: 10,
             biases: vec![(0..n).map(|i| ((i / 3) % 10) as u32).collect()],
             n_bias_classes: vec![10],
+            aligned: vec![(0..10).collect()],
         };
         let arch = Arch::SimpleConvNet(ffw_nn::SimpleConvNetSpec {
             kernel: 3,
