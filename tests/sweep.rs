@@ -407,3 +407,70 @@ fn studies_run_checkpoint_and_magnitude_jobs_and_record_their_members() {
         index
     );
 }
+
+#[test]
+fn damaged_results_and_checkpoints_are_rerun_to_the_same_numbers() {
+    let f = fixture();
+    let out = f.root.join("out");
+    ok(&sweep(&f.cfg, &out, &[]));
+    let jobs = listing(&f.cfg, &out).0;
+    let ids: Vec<String> = jobs.iter().map(|(id, _)| id.clone()).collect();
+    let before = results(&out, &ids);
+    let dir = |id: &str| out.join("jobs").join(id);
+    let vanilla: Vec<&String> = jobs
+        .iter()
+        .filter(|(_, d)| !d.contains("<-"))
+        .map(|(id, _)| id)
+        .collect();
+    let users = |v: &str| -> Vec<String> {
+        let what = &jobs.iter().find(|(id, _)| id == v).unwrap().1;
+        let what = &what[what.find("vanilla").unwrap()..];
+        jobs.iter()
+            .filter(|(_, d)| d.contains("<-") && d.ends_with(what))
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
+    let (v0, v1) = (vanilla[0].as_str(), vanilla[1].as_str());
+    let (emptied, garbled) = (&users(v0)[0], &users(v1)[0]);
+    // A node crash's empty result, a garbled one, a lost checkpoint of a finished vanilla
+    // job, and a garbled checkpoint card of one without a result.
+    std::fs::write(dir(emptied).join("result.json"), b"").unwrap();
+    std::fs::write(dir(garbled).join("result.json"), b"{\"final_mask\": \xff").unwrap();
+    std::fs::remove_file(dir(v0).join("vanilla.safetensors")).unwrap();
+    std::fs::write(dir(v1).join("vanilla.json"), b"{not json").unwrap();
+    std::fs::remove_file(dir(v1).join("result.json")).unwrap();
+
+    let (states, totals) = listing(&f.cfg, &out);
+    assert!(
+        totals.ends_with(&format!("3 damaged ({})", f.cfg.display())),
+        "{totals}"
+    );
+    for id in [emptied, garbled, &v0.to_string()] {
+        let (_, state) = states.iter().find(|(i, _)| i == id).unwrap();
+        assert!(state.starts_with("damaged"), "{id}: {state}");
+    }
+    ok(&sweep(&f.cfg, &out, &[]));
+    assert_eq!(results(&out, &ids), before);
+    assert!(listing(&f.cfg, &out).1.starts_with("6 jobs: 6 done"));
+    for id in [emptied, garbled] {
+        let kept: Vec<_> = std::fs::read_dir(dir(id))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("result.json.damaged-"))
+            .collect();
+        assert_eq!(kept.len(), 1, "{id}: the damaged result is kept aside");
+        assert_eq!(count(&out, id, "damaged"), 1);
+        assert_eq!(count(&out, id, "started"), 2);
+    }
+    // Both vanilla jobs ran again (one reusing nothing it could not read); the dependants
+    // with intact results did not.
+    for v in [v0, v1] {
+        assert_eq!(count(&out, v, "started"), 2, "{v}");
+    }
+    for id in ids.iter().filter(|id| ![emptied, garbled].contains(id)) {
+        if !vanilla.contains(&id) {
+            assert_eq!(count(&out, id, "started"), 1, "{id}");
+        }
+    }
+    assert!(dir(v0).join("vanilla.safetensors").exists());
+}

@@ -17,7 +17,7 @@ pub struct SweepArgs {
 
 fn dry_run(cfg_path: &Path, store: &Store, jobs: &[ffw_sweep::grid::Job]) -> Result<()> {
     let states = store.states(jobs)?;
-    let (mut done, mut incomplete, mut failed, mut fresh) = (0, 0, 0, 0);
+    let (mut done, mut incomplete, mut failed, mut fresh, mut damaged) = (0, 0, 0, 0, 0);
     for j in jobs {
         let state = match &states[&j.id] {
             JobState::Done => {
@@ -36,11 +36,20 @@ fn dry_run(cfg_path: &Path, store: &Store, jobs: &[ffw_sweep::grid::Job]) -> Res
                 fresh += 1;
                 "not started".to_string()
             }
+            JobState::Damaged { reason } => {
+                damaged += 1;
+                format!("damaged ({reason})")
+            }
         };
         println!("{}  {:<12} {}", j.id, state, j.describe(jobs));
     }
+    let damaged = if damaged > 0 {
+        format!(", {damaged} damaged")
+    } else {
+        String::new()
+    };
     println!(
-        "{} jobs: {done} done, {incomplete} incomplete, {failed} failed, {fresh} not started ({})",
+        "{} jobs: {done} done, {incomplete} incomplete, {failed} failed, {fresh} not started{damaged} ({})",
         jobs.len(),
         cfg_path.display()
     );

@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
@@ -185,45 +185,23 @@ fn header(path: &Path, magic: u32, dims: &[usize]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Writes to a temporary file beside `path`, then renames it over `path`, so that a
-/// crash never leaves a half-written file under the final name.
+/// Writes the file through [`crate::atomic`], gzipped when `path` ends in `.gz`.
 fn write_atomic(path: &Path, header: &[u8], body: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| DataError::Invalid(format!("{} does not name a file", path.display())))?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
     let gz = path.extension().is_some_and(|e| e == "gz");
-    let written = write_file(&tmp, header, body, gz).and_then(|()| fs::rename(&tmp, path));
-    if let Err(e) = written {
-        // Best effort: the temporary file is garbage whatever happened.
-        let _ = fs::remove_file(&tmp);
-        return Err(DataError::io(path, e));
-    }
-    Ok(())
-}
-
-fn write_file(path: &Path, header: &[u8], body: &[u8], gz: bool) -> std::io::Result<()> {
-    let file = fs::File::create(path)?;
-    let file = if gz {
-        let mut enc = GzEncoder::new(file, Compression::default());
-        enc.write_all(header)?;
-        enc.write_all(body)?;
-        enc.finish()?
-    } else {
-        let mut file = std::io::BufWriter::new(file);
-        file.write_all(header)?;
-        file.write_all(body)?;
-        file.into_inner().map_err(|e| e.into_error())?
-    };
-    file.sync_all()
+    crate::atomic::write_with(path, |file| {
+        if gz {
+            let mut enc = GzEncoder::new(file, Compression::default());
+            enc.write_all(header)?;
+            enc.write_all(body)?;
+            enc.finish().map(drop)
+        } else {
+            let mut file = std::io::BufWriter::new(file);
+            file.write_all(header)?;
+            file.write_all(body)?;
+            file.flush()
+        }
+    })
+    .map_err(|e| DataError::io(path, e))
 }
 
 #[cfg(test)]

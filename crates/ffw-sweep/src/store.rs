@@ -1,6 +1,8 @@
 //! The sweep's directory: `jobs/<id>/` per job (spec, result, checkpoint, log) and the
-//! append-only `journal.jsonl` of events. A job is done iff its `result.json` exists, and
-//! results are written atomically, so an interrupted sweep never leaves a half result.
+//! append-only `journal.jsonl` of events. A job is done iff its `result.json` parses and
+//! names the job (and, for a vanilla job, the checkpoints and heads its dependants read are
+//! readable); every file is written through [`ffw_data::atomic`], so neither an interrupted
+//! sweep nor a crashed node leaves a half result, and a damaged one is rerun, not trusted.
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SweepError};
-use crate::grid::Job;
+use crate::grid::{Job, JobSpec};
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "snake_case")]
@@ -18,6 +20,8 @@ pub enum EventKind {
     Finished,
     Failed,
     Skipped,
+    /// A damaged result found at start-up and set aside (`error` says where and why).
+    Damaged,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -61,6 +65,19 @@ pub enum JobState {
     /// Started but neither finished nor failed (the process died).
     Incomplete,
     NotStarted,
+    /// Has a result or checkpoint that cannot be trusted (unreadable, or another job's):
+    /// it runs again.
+    Damaged {
+        reason: String,
+    },
+}
+
+/// What `result.json` of a job holds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResultFile {
+    Missing,
+    Valid,
+    Damaged(String),
 }
 
 /// `sweep.json`: the config a sweep ran and the jobs of each of its studies, so a report can
@@ -78,14 +95,16 @@ pub struct Store {
 pub const MANIFEST: &str = "sweep.json";
 
 pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_string_pretty(value).map_err(|e| SweepError::File {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    std::fs::write(&tmp, text).map_err(|e| SweepError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| SweepError::io(path, e))
+    ffw_data::atomic::write(path, text.as_bytes()).map_err(|e| SweepError::io(path, e))
 }
+
+/// The key of `result.json` naming its job: a result copied or renamed into another job's
+/// directory is not that job's.
+pub const RESULT_JOB_KEY: &str = "job";
 
 impl Store {
     pub fn open(root: &Path) -> Result<Self> {
@@ -103,8 +122,42 @@ impl Store {
         self.job_dir(id).join("result.json")
     }
 
+    /// Whether the job has a result that can be trusted (see [`Store::result_file`]).
     pub fn is_done(&self, id: &str) -> bool {
-        self.result_path(id).exists()
+        self.result_file(id) == ResultFile::Valid
+    }
+
+    /// A result is valid if it is a JSON object naming this job. Results written before
+    /// results named their job carry no name and are accepted, so finished sweeps stay done.
+    pub fn result_file(&self, id: &str) -> ResultFile {
+        let path = self.result_path(id);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return ResultFile::Missing,
+            Err(e) => return ResultFile::Damaged(e.to_string()),
+        };
+        match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(serde_json::Value::Object(m)) => match m.get(RESULT_JOB_KEY) {
+                None => ResultFile::Valid,
+                Some(serde_json::Value::String(j)) if j == id => ResultFile::Valid,
+                Some(other) => ResultFile::Damaged(format!("it is the result of job {other}")),
+            },
+            Ok(_) => ResultFile::Damaged("not a JSON object".into()),
+            Err(e) => ResultFile::Damaged(format!("not JSON ({e})")),
+        }
+    }
+
+    /// Renames a damaged `result.json` to `result.json.damaged-<unix seconds>`, so the job
+    /// reruns and nothing is deleted; returns the new path.
+    pub fn set_aside(&self, id: &str) -> Result<PathBuf> {
+        let path = self.result_path(id);
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let aside = path.with_extension(format!("json.damaged-{secs}"));
+        std::fs::rename(&path, &aside).map_err(|e| SweepError::io(&path, e))?;
+        Ok(aside)
     }
 
     pub fn read_result(&self, id: &str) -> Result<serde_json::Value> {
@@ -160,7 +213,21 @@ impl Store {
         }
     }
 
-    /// Each job's state from its result file and the journal.
+    /// Why a job that has a valid result is not done after all: a vanilla job's checkpoints
+    /// or privacy heads, which its dependants read, are missing or unreadable.
+    fn damage(&self, job: &Job) -> Option<String> {
+        match (self.result_file(&job.id), &job.spec) {
+            (ResultFile::Damaged(why), _) => {
+                Some(format!("{}: {why}", self.result_path(&job.id).display()))
+            }
+            (ResultFile::Valid, JobSpec::Vanilla(spec)) => {
+                crate::pipeline::vanilla_artifacts_unusable(spec, &self.job_dir(&job.id))
+            }
+            _ => None,
+        }
+    }
+
+    /// Each job's state from its files and the journal.
     pub fn states(&self, jobs: &[Job]) -> Result<HashMap<String, JobState>> {
         let events = self.events()?;
         let mut failures: HashMap<&str, (usize, String)> = HashMap::new();
@@ -181,7 +248,9 @@ impl Store {
         Ok(jobs
             .iter()
             .map(|j| {
-                let state = if self.is_done(&j.id) {
+                let state = if let Some(reason) = self.damage(j) {
+                    JobState::Damaged { reason }
+                } else if self.is_done(&j.id) {
                     JobState::Done
                 } else if let Some((attempts, error)) = failures.get(j.id.as_str()) {
                     JobState::Failed {
@@ -245,5 +314,42 @@ mod tests {
             }
         );
         assert_eq!(s["d"], JobState::NotStarted);
+    }
+
+    #[test]
+    fn damaged_results_are_not_done_and_are_set_aside() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        for (id, text) in [
+            ("empty", ""),
+            ("garbage", "\u{0}\u{ff}{"),
+            ("array", "[1]"),
+            ("other", r#"{"job": "someone-else"}"#),
+            ("mine", r#"{"job": "mine"}"#),
+            ("legacy", r#"{"report": {}}"#),
+        ] {
+            std::fs::create_dir_all(store.job_dir(id)).unwrap();
+            std::fs::write(store.result_path(id), text).unwrap();
+        }
+        for id in ["empty", "garbage", "array", "other"] {
+            assert!(
+                matches!(store.result_file(id), ResultFile::Damaged(_)),
+                "{id}"
+            );
+            assert!(!store.is_done(id), "{id}");
+        }
+        assert!(store.is_done("mine") && store.is_done("legacy"));
+        assert_eq!(store.result_file("absent"), ResultFile::Missing);
+        let aside = store.set_aside("other").unwrap();
+        assert!(aside
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("result.json.damaged-"));
+        assert_eq!(
+            std::fs::read_to_string(aside).unwrap(),
+            r#"{"job": "someone-else"}"#
+        );
+        assert_eq!(store.result_file("other"), ResultFile::Missing);
     }
 }
