@@ -97,6 +97,7 @@ fn every_job_runs_once_sharing_the_vanilla_checkpoint_and_a_rerun_does_nothing()
     let f = fixture();
     let out = f.root.join("out");
     let (jobs, totals) = listing(&f.cfg, &out);
+    assert!(!out.exists(), "--dry-run created the output directory");
     assert_eq!(jobs.len(), 6);
     assert_eq!(
         totals,
@@ -255,6 +256,19 @@ fn bad_configs_are_rejected_before_any_work() {
             "range",
             base.replace("lambda = [2.0, 10.0]", "lambda = [-2.0]"),
             "sweep.lambda",
+        ),
+        (
+            "probe",
+            base.replace(
+                "[ffw.probe]\nmax_epochs = 3",
+                "[ffw.probe]\nmax_epochs = \"3\"",
+            ),
+            "ffw.probe.max_epochs (line 21)",
+        ),
+        (
+            "finite",
+            base.replace("[ffw]\n", "[ffw]\nlr = inf\n"),
+            "ffw.lr: must be finite and > 0, got inf",
         ),
     ] {
         let cfg = f.root.join(format!("{name}.toml"));

@@ -86,10 +86,10 @@ pub fn sweep(args: SweepArgs, threads_set: bool) -> Result<()> {
     let out = cfg.output_dir(&args.config, args.output.clone());
     let retries = args.retries.unwrap_or(cfg.sweep.retries);
     let jobs = expand(&cfg);
-    let store = Store::open(&out)?;
     if args.dry_run {
-        return dry_run(&args.config, &store, &jobs);
+        return dry_run(&args.config, &Store::at(&out), &jobs);
     }
+    let store = Store::open(&out)?;
     let manifest = Manifest {
         studies: study_members(&cfg),
         config: cfg,

@@ -107,11 +107,18 @@ pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<()> {
 pub const RESULT_JOB_KEY: &str = "job";
 
 impl Store {
+    /// The store at `root`, created if needed, for a sweep that writes.
     pub fn open(root: &Path) -> Result<Self> {
         std::fs::create_dir_all(root.join("jobs")).map_err(|e| SweepError::io(root, e))?;
-        Ok(Self {
+        Ok(Self::at(root))
+    }
+
+    /// The store at `root` as it is, for reading only (`--dry-run`, `ffw status`): creates
+    /// nothing; a directory that does not exist reads as a sweep that has not started.
+    pub fn at(root: &Path) -> Self {
+        Self {
             root: root.to_path_buf(),
-        })
+        }
     }
 
     pub fn job_dir(&self, id: &str) -> PathBuf {
