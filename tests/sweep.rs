@@ -423,6 +423,37 @@ fn studies_run_checkpoint_and_magnitude_jobs_and_record_their_members() {
 }
 
 #[test]
+fn a_journal_with_a_bad_byte_and_a_torn_line_resumes_keeping_every_event() {
+    let f = fixture();
+    let out = f.root.join("out");
+    ok(&sweep(&f.cfg, &out, &[]));
+    let ids: Vec<String> = listing(&f.cfg, &out)
+        .0
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let journal = out.join("journal.jsonl");
+    let mut bytes = std::fs::read(&journal).unwrap();
+    let lines = bytes.iter().filter(|&&b| b == b'\n').count();
+    bytes.extend_from_slice(b"{\"job\": \"\xff\"}\n{\"time\": 17, \"job\": \"");
+    std::fs::write(&journal, bytes).unwrap();
+    let last = &ids[ids.len() - 1];
+    std::fs::remove_file(out.join("jobs").join(last).join("result.json")).unwrap();
+    let o = sweep(&f.cfg, &out, &[]);
+    ok(&o);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("skipped 2 unreadable line(s)"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Every earlier event, and the rerun's own two, are read back.
+    assert_eq!(events(&out).len(), lines + 2);
+    assert_eq!(count(&out, last, "started"), 2);
+    assert_eq!(count(&out, last, "finished"), 2);
+    assert!(listing(&f.cfg, &out).1.starts_with("6 jobs: 6 done"));
+}
+
+#[test]
 fn damaged_results_and_checkpoints_are_rerun_to_the_same_numbers() {
     let f = fixture();
     let out = f.root.join("out");

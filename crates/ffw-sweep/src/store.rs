@@ -193,31 +193,62 @@ impl Store {
         self.root.join("journal.jsonl")
     }
 
-    /// Appends one event (one line, flushed): only the coordinator calls this.
+    /// Appends one event (one line, synced): only the coordinator calls this. After a torn
+    /// last line (a writer killed mid-line) the event starts a line of its own, so the
+    /// fragment does not swallow it.
     pub fn append(&self, event: &Event) -> Result<()> {
         let path = self.journal_path();
         let mut f = std::fs::OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&path)
             .map_err(|e| SweepError::io(&path, e))?;
-        let line = serde_json::to_string(event).expect("events serialise");
-        writeln!(f, "{line}")
+        let mut line = serde_json::to_string(event).expect("events serialise");
+        line.push('\n');
+        let len = f.metadata().map_err(|e| SweepError::io(&path, e))?.len();
+        if len > 0 {
+            let mut last = [0u8];
+            std::os::unix::fs::FileExt::read_exact_at(&f, &mut last, len - 1)
+                .map_err(|e| SweepError::io(&path, e))?;
+            if last[0] != b'\n' {
+                line.insert(0, '\n');
+            }
+        }
+        f.write_all(line.as_bytes())
             .and_then(|_| f.sync_data())
             .map_err(|e| SweepError::io(&path, e))
     }
 
-    /// All journal events; a torn last line (the writer was killed mid-write) is ignored.
+    /// All journal events. The journal is read as bytes, line by line: a line that is not an
+    /// event (a torn write, a bad byte) is skipped and counted, with one warning per read.
     pub fn events(&self) -> Result<Vec<Event>> {
         let path = self.journal_path();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(text
-                .lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
-                .collect()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![]),
-            Err(e) => Err(SweepError::io(&path, e)),
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(SweepError::io(&path, e)),
+        };
+        let mut events = Vec::new();
+        let mut bad = Vec::new();
+        for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice(line) {
+                Ok(e) => events.push(e),
+                Err(_) => bad.push(i + 1),
+            }
         }
+        if !bad.is_empty() {
+            tracing::warn!(
+                "{}: skipped {} unreadable line(s) (line {:?}); the other events are used",
+                path.display(),
+                bad.len(),
+                bad
+            );
+        }
+        Ok(events)
     }
 
     /// Why a job that has a valid result is not done after all: a vanilla job's checkpoints
@@ -321,6 +352,40 @@ mod tests {
             }
         );
         assert_eq!(s["d"], JobState::NotStarted);
+    }
+
+    #[test]
+    fn bad_bytes_and_a_torn_line_lose_no_other_event() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        store
+            .append(&Event::now("a", EventKind::Started, 1))
+            .unwrap();
+        let journal = tmp.path().join("journal.jsonl");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&journal)
+            .unwrap();
+        // Not UTF-8, then a line cut mid-write without its newline.
+        f.write_all(b"{\"job\": \"\xff\xfe\"}\n{\"time\": 1, \"jo")
+            .unwrap();
+        store
+            .append(&Event::now("a", EventKind::Finished, 1))
+            .unwrap();
+        store
+            .append(&Event::now("b", EventKind::Started, 1))
+            .unwrap();
+        let events = store.events().unwrap();
+        let seen: Vec<(&str, &EventKind)> =
+            events.iter().map(|e| (e.job.as_str(), &e.event)).collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("a", &EventKind::Started),
+                ("a", &EventKind::Finished),
+                ("b", &EventKind::Started)
+            ]
+        );
     }
 
     #[test]
