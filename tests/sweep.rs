@@ -1,6 +1,7 @@
 //! End-to-end tests of `ffw sweep` on generated MNIST-format data: every job done exactly once
 //! with the vanilla checkpoint shared, identical results on 1 and 3 MPI ranks, resume after
-//! SIGKILL, failures recorded and retried, bad configs rejected before any work.
+//! SIGKILL, one sweep per directory, failures recorded and retried, damaged results and
+//! checkpoints rerun, a damaged journal read past, bad configs rejected before any work.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -175,8 +176,17 @@ fn a_sweep_killed_midway_resumes_to_the_uninterrupted_results() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // A second sweep on the same directory is refused, naming the running one.
+    let second = sweep(&f.cfg, &cut, &[]);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pid {} on host", child.id())),
+        "{stderr}"
+    );
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
+    // Its lock is stale now: the rerun below takes it over.
     let (_, totals) = listing(&f.cfg, &cut);
     assert!(
         !totals.starts_with("6 jobs: 6 done"),

@@ -26,6 +26,7 @@ pub fn run(config_path: &Path, output: Option<PathBuf>, seed: Option<u64>) -> Re
     let out = cfg.output_dir(config_path, output);
     let jobs = expand(&cfg);
     let store = Store::open(&out)?;
+    let _lock = ffw_sweep::lock::acquire(&out)?;
     let counts = run_local(&store, jobs.clone(), 0, &Device::Cpu)?;
     if counts.done != jobs.len() {
         let states = store.states(&jobs)?;

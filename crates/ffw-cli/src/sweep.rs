@@ -110,9 +110,14 @@ fn distribute(
     let universe =
         mpi::initialize().ok_or_else(|| anyhow::anyhow!("MPI was already initialised"))?;
     let world = universe.world();
-    if world.rank() == 0 {
+    // Rank 0 writes for the whole world, so it alone holds the directory's lock.
+    let _lock = if world.rank() == 0 {
+        let lock = ffw_sweep::lock::acquire(out)?;
         store.write_manifest(manifest)?;
-    }
+        Some(lock)
+    } else {
+        None
+    };
     if world.size() == 1 {
         return finish(run_local(store, jobs, retries, &Device::Cpu)?, out);
     }
@@ -143,6 +148,7 @@ fn distribute(
     _threads_set: bool,
     out: &Path,
 ) -> Result<()> {
+    let _lock = ffw_sweep::lock::acquire(out)?;
     store.write_manifest(manifest)?;
     finish(run_local(store, jobs, retries, &Device::Cpu)?, out)
 }

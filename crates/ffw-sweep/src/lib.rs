@@ -9,6 +9,7 @@ pub mod error;
 pub mod exec;
 pub mod grid;
 pub mod joblog;
+pub mod lock;
 pub mod pipeline;
 pub mod store;
 

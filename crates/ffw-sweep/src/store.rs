@@ -54,6 +54,28 @@ impl Event {
     }
 }
 
+/// `secs` since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn utc(secs: f64) -> String {
+    let secs = secs.max(0.0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum JobState {
     Done,
@@ -352,6 +374,13 @@ mod tests {
             }
         );
         assert_eq!(s["d"], JobState::NotStarted);
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0.0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400.0), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_764_662_461.9), "2025-12-02 08:01:01 UTC");
     }
 
     #[test]
