@@ -183,10 +183,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join(LOCK_FILE);
         let write = |h: &Holder| std::fs::write(&path, serde_json::to_vec(h).unwrap()).unwrap();
-        // A child that has exited and been reaped: its pid is free.
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let dead = child.id();
-        child.wait().unwrap();
+        // Above Linux's largest pid_max: no process has it. (No child is spawned here: a
+        // fork in this test would inherit the other test's locked file for a moment.)
+        let dead = 4_194_305;
         write(&Holder {
             host: hostname(),
             pid: dead,
@@ -197,9 +196,8 @@ mod tests {
         drop(lock);
         assert!(!path.exists(), "the content lock is removed when released");
 
-        let live = std::process::Command::new("sleep").arg("30").spawn();
-        let mut live = live.unwrap();
-        for (host, pid) in [(hostname(), live.id()), ("elsewhere".into(), dead)] {
+        let live = std::os::unix::process::parent_id();
+        for (host, pid) in [(hostname(), live), ("elsewhere".into(), dead)] {
             write(&Holder {
                 host: host.clone(),
                 pid,
@@ -210,7 +208,5 @@ mod tests {
                 .to_string();
             assert!(err.contains(&format!("pid {pid} on host {host}")), "{err}");
         }
-        live.kill().unwrap();
-        live.wait().unwrap();
     }
 }
