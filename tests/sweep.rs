@@ -1,6 +1,6 @@
 //! End-to-end tests of `ffw sweep` on generated MNIST-format data: every job done exactly once
 //! with the vanilla checkpoint shared, identical results on 1 and 3 MPI ranks, resume after
-//! SIGKILL, one sweep per directory, failures recorded and retried, damaged results and
+//! SIGKILL and SIGTERM, one sweep per directory, failures recorded and retried, damaged results and
 //! checkpoints rerun, a damaged journal read past, bad configs rejected before any work.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -528,4 +528,69 @@ fn damaged_results_and_checkpoints_are_rerun_to_the_same_numbers() {
         }
     }
     assert!(dir(v0).join("vanilla.safetensors").exists());
+}
+
+#[test]
+fn sigterm_mid_job_records_it_interrupted_and_a_rerun_gives_the_uninterrupted_numbers() {
+    let f = fixture();
+    // One long vanilla job (the signal lands mid-training) and one FFW job on it.
+    let cfg = f.root.join("long.toml");
+    let text = config(&f.root.join("mnist"))
+        .replace("epochs = 1\n", "epochs = 8\n")
+        .replace("seeds = [0, 1]\nlambda = [2.0, 10.0]\n", "");
+    std::fs::write(&cfg, text).unwrap();
+    let (whole, cut) = (f.root.join("whole"), f.root.join("cut"));
+    ok(&sweep(&cfg, &whole, &[]));
+    let jobs = listing(&cfg, &whole).0;
+    let ids: Vec<String> = jobs.iter().map(|(id, _)| id.clone()).collect();
+    let vanilla = &jobs.iter().find(|(_, d)| !d.contains("<-")).unwrap().0;
+
+    let mut child = ffw()
+        .args([
+            "sweep",
+            cfg.to_str().unwrap(),
+            "--output",
+            cut.to_str().unwrap(),
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = cut.join("jobs").join(vanilla).join("log.txt");
+    let t = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("vanilla epoch")
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "training never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let t = Instant::now();
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(75), "{stderr}");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "stopping took {:?}",
+        t.elapsed()
+    );
+    assert!(
+        stderr.contains("1 running job(s) recorded as interrupted"),
+        "{stderr}"
+    );
+    assert_eq!(count(&cut, vanilla, "interrupted"), 1);
+    assert_eq!(count(&cut, vanilla, "finished"), 0);
+    assert!(!cut.join("jobs").join(vanilla).join("result.json").exists());
+
+    ok(&sweep(&cfg, &cut, &[]));
+    assert_eq!(results(&cut, &ids), results(&whole, &ids));
 }

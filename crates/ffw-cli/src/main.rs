@@ -6,6 +6,7 @@ mod run;
 mod sweep;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -39,7 +40,9 @@ enum Command {
         seed: Option<u64>,
     },
     /// Run every job of a config's [sweep] grid (on MPI ranks when started by mpirun/srun);
-    /// rerunning the same command resumes where it stopped.
+    /// rerunning the same command resumes where it stopped. One sweep per output directory
+    /// (a second is refused). SIGTERM or SIGINT stops it within a training step, records the
+    /// running jobs as interrupted and exits with status 75; a second signal exits at once.
     Sweep {
         /// Sweep configuration (TOML): a run config plus a [sweep] section of axes.
         config: PathBuf,
@@ -108,7 +111,64 @@ fn single_threaded_elementwise() {
     }
 }
 
-fn main() -> Result<()> {
+/// Exit status after SIGTERM/SIGINT (EX_TEMPFAIL): nothing failed, rerun to resume.
+const EXIT_INTERRUPTED: u8 = 75;
+
+/// The error a sweep or run ends with when it was stopped by a signal.
+#[derive(Debug)]
+pub struct Interrupted {
+    pub jobs: usize,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "interrupted: {} running job(s) recorded as interrupted; rerun the same command \
+             to resume",
+            self.jobs
+        )
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    if ffw_surgery::interrupt::request() {
+        // A second signal: the user insists. Exiting now loses at most the running jobs'
+        // progress; the rerun resumes as after a kill.
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(EXIT_INTERRUPTED.into()) };
+    }
+}
+
+/// Slurm sends SIGTERM before it kills a job (time limit, preemption), a terminal SIGINT:
+/// both ask the loops to stop cooperatively ([`ffw_surgery::interrupt`]).
+fn stop_on_signals() {
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: the handler only swaps an atomic flag or calls _exit, both
+        // async-signal-safe; glibc's signal() keeps it installed and restarts system calls.
+        unsafe { libc::signal(signal, on_stop_signal as *const () as libc::sighandler_t) };
+    }
+}
+
+fn main() -> ExitCode {
+    match run_cli() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Interrupted>() => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_INTERRUPTED)
+        }
+        Err(e) => {
+            // anyhow's own format for an error returned from main.
+            eprintln!("Error: {e:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_cli() -> Result<()> {
+    stop_on_signals();
     keep_freed_memory();
     single_threaded_elementwise();
     let cli = Cli::parse();

@@ -28,6 +28,12 @@ pub fn run(config_path: &Path, output: Option<PathBuf>, seed: Option<u64>) -> Re
     let store = Store::open(&out)?;
     let _lock = ffw_sweep::lock::acquire(&out)?;
     let counts = run_local(&store, jobs.clone(), 0, &Device::Cpu)?;
+    if counts.interrupted > 0 || ffw_surgery::interrupt::requested() {
+        return Err(crate::Interrupted {
+            jobs: counts.interrupted,
+        }
+        .into());
+    }
     if counts.done != jobs.len() {
         let states = store.states(&jobs)?;
         let why: Vec<String> = jobs

@@ -59,6 +59,13 @@ fn dry_run(cfg_path: &Path, store: &Store, jobs: &[ffw_sweep::grid::Job]) -> Res
 /// Writes the report of what finished (failed jobs show as missing cells), then the counts.
 /// A report that cannot be written (no font, say) is a warning: the results are all on disk.
 fn finish(counts: Counts, out: &Path) -> Result<()> {
+    if counts.interrupted > 0 || ffw_surgery::interrupt::requested() {
+        // No report: the allocation is ending, and the next run writes it.
+        return Err(crate::Interrupted {
+            jobs: counts.interrupted,
+        }
+        .into());
+    }
     if let Err(e) = crate::report::report(out) {
         tracing::warn!("no report: {e:#}; `ffw report {}` retries", out.display());
     }

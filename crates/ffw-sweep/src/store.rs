@@ -22,6 +22,8 @@ pub enum EventKind {
     Skipped,
     /// A damaged result found at start-up and set aside (`error` says where and why).
     Damaged,
+    /// Stopped by SIGTERM/SIGINT; the job runs again on the next invocation.
+    Interrupted,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
