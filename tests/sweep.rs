@@ -251,6 +251,7 @@ fn a_failing_job_is_recorded_retried_and_its_dependants_skipped() {
 fn bad_configs_are_rejected_before_any_work() {
     let f = fixture();
     let base = config(&f.root.join("mnist"));
+    write_mnist(&f.root.join("empty-mnist"), 300, 0);
     for (name, text, needle) in [
         (
             "dataset",
@@ -274,6 +275,11 @@ fn bad_configs_are_rejected_before_any_work() {
                 "[ffw.probe]\nmax_epochs = \"3\"",
             ),
             "ffw.probe.max_epochs (line 21)",
+        ),
+        (
+            "empty",
+            config(&f.root.join("empty-mnist")),
+            "t10k-images-idx3-ubyte.gz: holds no images",
         ),
         (
             "finite",

@@ -23,6 +23,8 @@ pub fn run(config_path: &Path, output: Option<PathBuf>, seed: Option<u64>) -> Re
         ..SweepSection::default()
     };
     cfg.studies = Studies::default();
+    cfg.check_data()
+        .with_context(|| config_path.display().to_string())?;
     let out = cfg.output_dir(config_path, output);
     let jobs = expand(&cfg);
     let store = Store::open(&out)?;

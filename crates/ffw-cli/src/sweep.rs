@@ -1,7 +1,7 @@
 //! `ffw sweep`: every job of a config's grid, on one process or over MPI ranks, resumable.
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use ffw_sweep::exec::{run_local, Counts};
 use ffw_sweep::grid::{expand, study_members};
@@ -96,6 +96,8 @@ pub fn sweep(args: SweepArgs, threads_set: bool) -> Result<()> {
     if args.dry_run {
         return dry_run(&args.config, &Store::at(&out), &jobs);
     }
+    cfg.check_data()
+        .with_context(|| args.config.display().to_string())?;
     let store = Store::open(&out)?;
     let manifest = Manifest {
         studies: study_members(&cfg),

@@ -63,6 +63,31 @@ pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
     payload(path, &bytes, &dims)
 }
 
+/// The number of items (images, or labels) an IDX file declares, from its header alone.
+pub fn count(path: &Path, images: bool) -> Result<usize> {
+    let (magic, n_dims) = if images {
+        (IMAGES_MAGIC, 3)
+    } else {
+        (LABELS_MAGIC, 1)
+    };
+    let header_len = 4 * (1 + n_dims) as u64;
+    let mut reader =
+        std::io::BufReader::new(fs::File::open(path).map_err(|e| DataError::io(path, e))?);
+    let gz = std::io::BufRead::fill_buf(&mut reader)
+        .map_err(|e| DataError::io(path, e))?
+        .starts_with(&GZIP_MAGIC);
+    let mut head = Vec::new();
+    let read = if gz {
+        MultiGzDecoder::new(reader)
+            .take(header_len)
+            .read_to_end(&mut head)
+    } else {
+        reader.take(header_len).read_to_end(&mut head)
+    };
+    read.map_err(|e| DataError::io(path, e))?;
+    Ok(parse_header(path, &head, magic, n_dims)?[0])
+}
+
 /// Writes `images` as an IDX file; gzipped when `path` ends in `.gz`.
 pub fn write_images(path: &Path, images: &Images) -> Result<()> {
     let expected = images

@@ -336,6 +336,13 @@ impl RunConfig {
         Ok(cfg)
     }
 
+    /// Checks the files under `data.dir` (their headers): both splits present and non-empty.
+    /// Kept apart from [`RunConfig::validate`] so a config can be listed where the data is not.
+    pub fn check_data(&self) -> Result<()> {
+        let (dir, _) = self.data.biased_mnist();
+        ffw_data::mnist::check_dir(&dir).map_err(|e| SweepError::Config(format!("data.dir: {e}")))
+    }
+
     pub fn arch(&self) -> Arch {
         Arch::SimpleConvNet {
             kernel: self.model.kernel,
