@@ -301,7 +301,8 @@ fn bad_configs_are_rejected_before_any_work() {
     }
 }
 
-/// Under `mpirun -np 3`: a coordinator and two workers produce exactly the single-rank results.
+/// Under `mpirun -np 3`: a coordinator and two workers produce exactly the single-rank results,
+/// each rank on its share of the cores.
 #[cfg(feature = "mpi")]
 #[test]
 fn three_mpi_ranks_reproduce_the_single_rank_sweep() {
@@ -319,15 +320,26 @@ fn three_mpi_ranks_reproduce_the_single_rank_sweep() {
             "-np",
             "3",
             env!("CARGO_BIN_EXE_ffw"),
-            "--threads",
-            "1",
             "sweep",
         ])
         .args([f.cfg.to_str().unwrap(), "--output", multi.to_str().unwrap()])
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "info")
+        .env_remove("RAYON_NUM_THREADS")
         .output()
         .unwrap();
     ok(&o);
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let share = format!("threads={}", (cores / 3).max(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let ready: Vec<_> = stderr
+        .lines()
+        .filter(|l| l.contains("rank ready"))
+        .collect();
+    assert_eq!(ready.len(), 3, "{stderr}");
+    assert!(
+        ready.iter().all(|l| l.contains(&share)),
+        "{share}: {ready:?}"
+    );
     let ids: Vec<String> = listing(&f.cfg, &single)
         .0
         .into_iter()

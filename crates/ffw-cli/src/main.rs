@@ -172,10 +172,8 @@ fn run_cli() -> Result<()> {
     keep_freed_memory();
     single_threaded_elementwise();
     let cli = Cli::parse();
-    if let Some(t) = cli.threads {
-        anyhow::ensure!(t > 0, "--threads must be > 0");
-        // candle's CPU kernels read the rayon variable when they split work.
-        std::env::set_var("RAYON_NUM_THREADS", t.to_string());
+    if cli.threads == Some(0) {
+        anyhow::bail!("--threads must be > 0");
     }
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -185,7 +183,22 @@ fn run_cli() -> Result<()> {
         .with_writer(ffw_sweep::joblog::writer)
         .with_ansi(false)
         .init();
-    let threads = cli.threads;
+    let mpi = match &cli.command {
+        Command::Sweep { dry_run: false, .. } => sweep::start_mpi()?,
+        _ => None,
+    };
+    // Decided before the pool exists, which cannot be resized: under mpirun each rank takes
+    // its share of the node unless the user chose (--threads, RAYON_NUM_THREADS).
+    let threads = cli.threads.or_else(|| {
+        let user_set = std::env::var_os("RAYON_NUM_THREADS").is_some();
+        mpi.as_ref()
+            .and_then(sweep::Mpi::thread_share)
+            .filter(|_| !user_set)
+    });
+    if let Some(t) = threads {
+        // candle's CPU kernels read the rayon variable when they split work.
+        std::env::set_var("RAYON_NUM_THREADS", t.to_string());
+    }
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads.unwrap_or(0))
         // Candle's backward pass walks the graph recursively; the main thread's 8 MiB.
@@ -194,10 +207,10 @@ fn run_cli() -> Result<()> {
     // The command runs on a pool thread: the kernels' parallel loops then share their work
     // with the calling thread instead of waking the pool from outside and parking the caller
     // for every op (the MLP's sub-millisecond ops paid a wake-up each).
-    rayon::scope(|_| command(cli.command, threads))
+    rayon::scope(|_| command(cli.command, mpi))
 }
 
-fn command(command: Command, threads: Option<usize>) -> Result<()> {
+fn command(command: Command, mpi: Option<sweep::Mpi>) -> Result<()> {
     match command {
         Command::Run {
             config,
@@ -216,7 +229,7 @@ fn command(command: Command, threads: Option<usize>) -> Result<()> {
                 dry_run,
                 retries,
             },
-            threads.is_some(),
+            mpi,
         ),
         Command::Report { results_dir } => report::report(&results_dir),
         Command::ImportNpmMnist {

@@ -87,7 +87,61 @@ fn finish(counts: Counts, out: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn sweep(args: SweepArgs, threads_set: bool) -> Result<()> {
+/// MPI of a sweep, started before the thread pool exists: the pool's size is this rank's
+/// share of its node, which only MPI knows.
+#[cfg(feature = "mpi")]
+pub struct Mpi {
+    universe: mpi::environment::Universe,
+    local_rank: i32,
+    local_size: i32,
+}
+
+/// No MPI in this build.
+#[cfg(not(feature = "mpi"))]
+pub enum Mpi {}
+
+#[cfg(feature = "mpi")]
+pub fn start_mpi() -> Result<Option<Mpi>> {
+    use mpi::traits::Communicator;
+    // Serialized: MPI is initialised here, on the main thread, and then called from the
+    // pool thread the command runs on (one thread at a time).
+    let (universe, provided) = mpi::initialize_with_threading(mpi::Threading::Serialized)
+        .ok_or_else(|| anyhow::anyhow!("MPI was already initialised"))?;
+    tracing::debug!(?provided, "MPI threading");
+    let (local_rank, local_size) = ffw_sweep::distributed::node_local(&universe.world());
+    Ok(Some(Mpi {
+        universe,
+        local_rank,
+        local_size,
+    }))
+}
+
+#[cfg(not(feature = "mpi"))]
+pub fn start_mpi() -> Result<Option<Mpi>> {
+    Ok(None)
+}
+
+impl Mpi {
+    /// Threads for each rank where several share a node: its cores split evenly (the
+    /// coordinator needs almost none); none for a single rank, which takes every core.
+    pub fn thread_share(&self) -> Option<usize> {
+        #[cfg(feature = "mpi")]
+        {
+            use mpi::traits::Communicator;
+            if self.universe.world().size() == 1 {
+                return None;
+            }
+            let cores = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1);
+            Some((cores / self.local_size.max(1) as usize).max(1))
+        }
+        #[cfg(not(feature = "mpi"))]
+        match *self {}
+    }
+}
+
+pub fn sweep(args: SweepArgs, mpi: Option<Mpi>) -> Result<()> {
     // Everything the user wrote is checked before any rank starts working.
     let cfg = RunConfig::load(&args.config)?;
     let out = cfg.output_dir(&args.config, args.output.clone());
@@ -103,7 +157,7 @@ pub fn sweep(args: SweepArgs, threads_set: bool) -> Result<()> {
         studies: study_members(&cfg),
         config: cfg,
     };
-    distribute(&store, &manifest, jobs, retries, threads_set, &out)
+    distribute(&store, &manifest, jobs, retries, mpi, &out)
 }
 
 #[cfg(feature = "mpi")]
@@ -112,13 +166,12 @@ fn distribute(
     manifest: &Manifest,
     jobs: Vec<ffw_sweep::grid::Job>,
     retries: usize,
-    threads_set: bool,
+    mpi: Option<Mpi>,
     out: &Path,
 ) -> Result<()> {
     use mpi::traits::Communicator;
-    let universe =
-        mpi::initialize().ok_or_else(|| anyhow::anyhow!("MPI was already initialised"))?;
-    let world = universe.world();
+    let mpi = mpi.ok_or_else(|| anyhow::anyhow!("MPI was not started"))?;
+    let world = mpi.universe.world();
     // Rank 0 writes for the whole world, so it alone holds the directory's lock.
     let _lock = if world.rank() == 0 {
         let lock = ffw_sweep::lock::acquire(out)?;
@@ -130,18 +183,15 @@ fn distribute(
     if world.size() == 1 {
         return finish(run_local(store, jobs, retries, &Device::Cpu)?, out);
     }
-    let (local_rank, local_size) = ffw_sweep::distributed::node_local(&world);
-    if !threads_set && std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        // CPU workers share the node's cores; the coordinator needs almost none.
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
-        let share = (cores / local_size.max(1) as usize).max(1);
-        std::env::set_var("RAYON_NUM_THREADS", share.to_string());
-    }
     // One GPU per node-local rank when built with CUDA; the CPU otherwise.
-    let device = Device::cuda_if_available(local_rank as usize)?;
-    tracing::debug!(rank = world.rank(), local_rank, ?device, "worker ready");
+    let device = Device::cuda_if_available(mpi.local_rank as usize)?;
+    tracing::info!(
+        rank = world.rank(),
+        local_rank = mpi.local_rank,
+        threads = rayon::current_num_threads(),
+        ?device,
+        "rank ready"
+    );
     match ffw_sweep::distributed::run(&world, store, jobs, retries, &device)? {
         Some(counts) => finish(counts, out),
         None => Ok(()),
@@ -154,7 +204,7 @@ fn distribute(
     manifest: &Manifest,
     jobs: Vec<ffw_sweep::grid::Job>,
     retries: usize,
-    _threads_set: bool,
+    _mpi: Option<Mpi>,
     out: &Path,
 ) -> Result<()> {
     let _lock = ffw_sweep::lock::acquire(out)?;
