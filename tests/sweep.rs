@@ -152,15 +152,19 @@ fn a_sweep_killed_midway_resumes_to_the_uninterrupted_results() {
         .map(|(id, _)| id)
         .collect();
 
+    let log = f.root.join("cut.log");
     let mut child = ffw()
         .args([
             "sweep",
             f.cfg.to_str().unwrap(),
             "--output",
             cut.to_str().unwrap(),
+            "--status-secs",
+            "1",
         ])
+        .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let t = Instant::now();
@@ -176,6 +180,21 @@ fn a_sweep_killed_midway_resumes_to_the_uninterrupted_results() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // `ffw status` shows the running sweep: its counts, running job, ranks and holder.
+    let status = ffw()
+        .args(["status", cut.to_str().unwrap()])
+        .output()
+        .unwrap();
+    ok(&status);
+    let text = String::from_utf8_lossy(&status.stdout);
+    for needle in [
+        "/6 done, 1 running",
+        "running on rank 0 for",
+        "rank 0: last started",
+        &format!("lock: pid {} on host", child.id()),
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
     // A second sweep on the same directory is refused, naming the running one.
     let second = sweep(&f.cfg, &cut, &[]);
     let stderr = String::from_utf8_lossy(&second.stderr);
@@ -186,6 +205,8 @@ fn a_sweep_killed_midway_resumes_to_the_uninterrupted_results() {
     );
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("sweep status: "), "{logged}");
     // Its lock is stale now: the rerun below takes it over.
     let (_, totals) = listing(&f.cfg, &cut);
     assert!(

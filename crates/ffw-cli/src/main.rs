@@ -3,6 +3,7 @@ mod bench;
 mod output;
 mod report;
 mod run;
+mod status;
 mod sweep;
 
 use std::path::PathBuf;
@@ -55,6 +56,15 @@ enum Command {
         /// Extra attempts for a failing job in this invocation (default: sweep.retries).
         #[arg(long)]
         retries: Option<usize>,
+        /// Seconds between the coordinator's status lines (done, running, failed, left, ETA).
+        #[arg(long, default_value_t = 300)]
+        status_secs: u64,
+    },
+    /// Print a sweep's progress from its journal (also while it runs): counts, ETA, running
+    /// jobs, each rank's last activity, and who holds the directory.
+    Status {
+        /// The sweep's output directory, e.g. results/paper.
+        results_dir: PathBuf,
     },
     /// Write the tables (Markdown, LaTeX, jobs.csv), figures (SVG, PNG) and index.md of a
     /// sweep's results into RESULTS_DIR/report/; cells of unfinished jobs show as missing.
@@ -222,16 +232,19 @@ fn command(command: Command, mpi: Option<sweep::Mpi>) -> Result<()> {
             output,
             dry_run,
             retries,
+            status_secs,
         } => sweep::sweep(
             sweep::SweepArgs {
                 config,
                 output,
                 dry_run,
                 retries,
+                status_every: std::time::Duration::from_secs(status_secs.max(1)),
             },
             mpi,
         ),
         Command::Report { results_dir } => report::report(&results_dir),
+        Command::Status { results_dir } => status::status(&results_dir),
         Command::ImportNpmMnist {
             package,
             out,

@@ -5,6 +5,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use ffw_sweep::exec::{run_local, Counts};
 use ffw_sweep::grid::{expand, study_members};
+use ffw_sweep::status::Summary;
 use ffw_sweep::store::{JobState, Manifest, Store};
 use ffw_sweep::RunConfig;
 
@@ -13,6 +14,7 @@ pub struct SweepArgs {
     pub output: Option<PathBuf>,
     pub dry_run: bool,
     pub retries: Option<usize>,
+    pub status_every: std::time::Duration,
 }
 
 fn dry_run(cfg_path: &Path, store: &Store, jobs: &[ffw_sweep::grid::Job]) -> Result<()> {
@@ -48,12 +50,45 @@ fn dry_run(cfg_path: &Path, store: &Store, jobs: &[ffw_sweep::grid::Job]) -> Res
     } else {
         String::new()
     };
+    // The totals stay the last line, for scripts.
+    println!("{}", cost(&Summary::of(store, jobs)?));
     println!(
         "{} jobs: {done} done, {incomplete} incomplete, {failed} failed, {fresh} not started{damaged} ({})",
         jobs.len(),
         cfg_path.display()
     );
     Ok(())
+}
+
+/// The estimated cost of the unfinished jobs, from the finished jobs' times per kind.
+fn cost(s: &Summary) -> String {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let left = s.total - s.done;
+    if left == 0 {
+        return "cost: nothing left to run".into();
+    }
+    let measured: usize = s.times.values().map(|t| t.jobs).sum();
+    if measured == 0 {
+        return format!(
+            "cost: {left} jobs left; unknown until jobs have finished (`ffw bench` gives \
+             training rates)"
+        );
+    }
+    let mut line = format!(
+        "cost: {left} jobs left, ~{:.1} core-hours (~{} on this machine's {cores} cores), from {measured} finished jobs' times",
+        s.core_secs_left / 3600.0,
+        ffw_sweep::status::duration(s.core_secs_left / cores as f64),
+    );
+    if s.unknown > 0 {
+        line += &format!(
+            "; {} jobs of kinds with no finished job yet are not counted (`ffw bench` gives \
+             training rates)",
+            s.unknown
+        );
+    }
+    line
 }
 
 /// Writes the report of what finished (failed jobs show as missing cells), then the counts.
@@ -157,7 +192,15 @@ pub fn sweep(args: SweepArgs, mpi: Option<Mpi>) -> Result<()> {
         studies: study_members(&cfg),
         config: cfg,
     };
-    distribute(&store, &manifest, jobs, retries, mpi, &out)
+    distribute(
+        &store,
+        &manifest,
+        jobs,
+        retries,
+        mpi,
+        args.status_every,
+        &out,
+    )
 }
 
 #[cfg(feature = "mpi")]
@@ -167,16 +210,17 @@ fn distribute(
     jobs: Vec<ffw_sweep::grid::Job>,
     retries: usize,
     mpi: Option<Mpi>,
+    status_every: std::time::Duration,
     out: &Path,
 ) -> Result<()> {
     use mpi::traits::Communicator;
     let mpi = mpi.ok_or_else(|| anyhow::anyhow!("MPI was not started"))?;
     let world = mpi.universe.world();
     // Rank 0 writes for the whole world, so it alone holds the directory's lock.
-    let _lock = if world.rank() == 0 {
+    let _coordinator = if world.rank() == 0 {
         let lock = ffw_sweep::lock::acquire(out)?;
         store.write_manifest(manifest)?;
-        Some(lock)
+        Some((lock, ffw_sweep::status::log_every(out, &jobs, status_every)))
     } else {
         None
     };
@@ -205,9 +249,11 @@ fn distribute(
     jobs: Vec<ffw_sweep::grid::Job>,
     retries: usize,
     _mpi: Option<Mpi>,
+    status_every: std::time::Duration,
     out: &Path,
 ) -> Result<()> {
     let _lock = ffw_sweep::lock::acquire(out)?;
     store.write_manifest(manifest)?;
+    let _status = ffw_sweep::status::log_every(out, &jobs, status_every);
     finish(run_local(store, jobs, retries, &Device::Cpu)?, out)
 }

@@ -124,6 +124,8 @@ pub fn train_vanilla(
             train_acc = e.train_acc,
             monitor_acc = e.monitor_acc,
             secs = e.secs,
+            // At this epoch's pace: a cluster log shows no progress bar.
+            eta_secs = e.secs * (cfg.epochs - e.epoch) as f64,
             "vanilla epoch"
         );
         history.push(e);

@@ -98,13 +98,10 @@ fn execute(store: &Store, job: &Job, jobs: &[Job], device: &Device) -> Result<se
 /// How one attempt at a job ended.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub enum Outcome {
-    Finished {
-        secs: f64,
-    },
+    /// Wall seconds, and the threads of the process that ran it.
+    Finished { secs: f64, threads: usize },
     /// The error text (panics included).
-    Failed {
-        error: String,
-    },
+    Failed { error: String },
     /// Stopped by SIGTERM/SIGINT ([`ffw_surgery::interrupt`]): it runs again next time.
     Interrupted,
 }
@@ -122,7 +119,10 @@ pub fn run_job(store: &Store, job: &Job, jobs: &[Job], device: &Device) -> Outco
     let outcome = catch_unwind(AssertUnwindSafe(|| execute(store, job, jobs, device)));
     let secs = t.elapsed().as_secs_f64();
     let result = match outcome {
-        Ok(Ok(_)) => Outcome::Finished { secs },
+        Ok(Ok(_)) => Outcome::Finished {
+            secs,
+            threads: rayon::current_num_threads(),
+        },
         Ok(Err(SweepError::Surgery(SurgeryError::Interrupted))) => Outcome::Interrupted,
         Ok(Err(e)) => Outcome::Failed {
             error: e.to_string(),
@@ -139,7 +139,7 @@ pub fn run_job(store: &Store, job: &Job, jobs: &[Job], device: &Device) -> Outco
         },
     };
     match &result {
-        Outcome::Finished { secs } => tracing::info!(job = %job.id, secs, "job finished"),
+        Outcome::Finished { secs, .. } => tracing::info!(job = %job.id, secs, "job finished"),
         Outcome::Failed { error } => tracing::error!(job = %job.id, secs, error, "job failed"),
         Outcome::Interrupted => tracing::warn!(job = %job.id, secs, "job interrupted"),
     }
@@ -355,7 +355,10 @@ impl<'a> Coordinator<'a> {
     pub fn finished(&mut self, id: &str, rank: i32, outcome: Outcome) -> Result<()> {
         let mut e = Event::now(id, EventKind::Finished, rank);
         match outcome {
-            Outcome::Finished { secs } => e.secs = Some(secs),
+            Outcome::Finished { secs, threads } => {
+                e.secs = Some(secs);
+                e.threads = Some(threads);
+            }
             Outcome::Failed { error } => {
                 tracing::warn!(job = %id, rank, error, "job failed");
                 e.event = EventKind::Failed;

@@ -11,6 +11,7 @@ pub mod grid;
 pub mod joblog;
 pub mod lock;
 pub mod pipeline;
+pub mod status;
 pub mod store;
 
 pub use config::RunConfig;

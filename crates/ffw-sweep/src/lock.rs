@@ -38,7 +38,7 @@ impl Holder {
     }
 
     /// A process of this host that no longer exists.
-    fn is_dead_here(&self) -> bool {
+    pub fn is_dead_here(&self) -> bool {
         if self.host != hostname() {
             return false;
         }
@@ -79,6 +79,11 @@ fn hostname() -> String {
     }
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// The last holder written into `root`'s lock file, if any (without taking the lock).
+pub fn holder(root: &Path) -> Option<Holder> {
+    read_holder(&root.join(LOCK_FILE))
 }
 
 fn read_holder(path: &Path) -> Option<Holder> {

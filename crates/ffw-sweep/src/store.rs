@@ -37,6 +37,10 @@ pub struct Event {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secs: Option<f64>,
+    /// Threads of the rank that ran a finished job: its cost in core-seconds is
+    /// `secs * threads` (for `--dry-run`'s estimate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
 }
 
 impl Event {
@@ -52,6 +56,7 @@ impl Event {
             rank,
             error: None,
             secs: None,
+            threads: None,
         }
     }
 }
