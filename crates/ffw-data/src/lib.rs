@@ -8,6 +8,7 @@ pub mod error;
 pub mod idx;
 pub mod mnist;
 pub mod npm_import;
+pub mod seeds;
 
 pub use dataset::{Batch, Dataset};
 pub use error::{DataError, Result};

@@ -132,12 +132,7 @@ pub fn job_id(spec: &JobSpec) -> String {
     let mut value = serde_json::to_value(spec).expect("specs serialise");
     canonical(&mut value);
     let canonical = serde_json::to_string(&value).expect("json");
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in canonical.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    format!("{h:016x}")
+    format!("{:016x}", ffw_data::seeds::fnv1a(canonical.as_bytes()))
 }
 
 fn axis<T: Clone>(values: &[T], base: &[T]) -> Vec<T> {
