@@ -47,17 +47,18 @@ fn synthetic(n: usize, aligned: f64, seed: u64) -> Dataset {
         n_classes: 2,
         biases: vec![b],
         n_bias_classes: vec![2],
+        aligned: vec![vec![0, 1]],
     }
 }
 
 #[test]
 fn ffw_lowers_the_probes_bias_accuracy_below_vanillas() {
     let device = Device::Cpu;
-    let arch = Arch::Mlp {
+    let arch = Arch::Mlp(ffw_nn::MlpSpec {
         input: DIM,
         hidden: vec![32, 32],
         n_classes: 2,
-    };
+    });
     let train = synthetic(2000, 0.98, 1);
     let (utrain, uval, test) = (
         synthetic(600, 0.5, 2),
@@ -131,14 +132,106 @@ fn ffw_lowers_the_probes_bias_accuracy_below_vanillas() {
     }
 }
 
+/// A temperature cut that does not end the run is followed by a re-fit of the heads at the
+/// new temperature (PROTOCOL §4): recorded in the history, and the heads differ from those of
+/// the same run stopped at that cut.
+#[test]
+fn a_temperature_cut_is_followed_by_a_head_refit() {
+    let device = Device::Cpu;
+    let arch = Arch::Mlp(ffw_nn::MlpSpec {
+        input: DIM,
+        hidden: vec![16],
+        n_classes: 2,
+    });
+    let train = synthetic(400, 0.95, 1);
+    let (utrain, uval, test) = (
+        synthetic(200, 0.5, 2),
+        synthetic(200, 0.5, 3),
+        synthetic(200, 0.5, 4),
+    );
+    let sets = UnbiasedSets {
+        train: &utrain,
+        val: &uval,
+        test: &test,
+    };
+    let vanilla_cfg = VanillaConfig {
+        epochs: 2,
+        batch_size: 50,
+        ..Default::default()
+    };
+    let vanilla = train_vanilla(&arch, &train, None, &vanilla_cfg, 0, &device).unwrap();
+    let mut cfg = FfwConfig {
+        batch_size: 50,
+        max_epochs: 2,
+        // Every epoch after the first counts as "no improvement", and one is too many: the
+        // temperature drops after epoch 2.
+        temperature_patience: 0,
+        temperature_threshold: 0.99,
+        ..Default::default()
+    };
+    cfg.probe.max_epochs = 20;
+    let fresh = ProbeInit::Fresh { seed: 9 };
+    let probes: Vec<_> = evaluate_params(
+        &arch,
+        &vanilla.params,
+        &sets,
+        &cfg.probe,
+        &fresh,
+        1,
+        &device,
+    )
+    .unwrap()
+    .probes
+    .iter()
+    .map(|p| p.params().unwrap())
+    .collect();
+    let run =
+        |cfg: &FfwConfig| run_ffw(&arch, &vanilla.params, &sets, cfg, &probes, 5, &device).unwrap();
+
+    let refit = run(&cfg);
+    let h = &refit.history;
+    assert_eq!(h.len(), 2);
+    assert_eq!((h[0].temperature, h[1].temperature), (1.0, 1.0));
+    assert_eq!(refit.checkpoints.len(), 1);
+    assert_eq!(refit.checkpoints[0].epoch, 2);
+    assert_eq!(h[0].refit_probe_epochs, None);
+    let epochs = h[1].refit_probe_epochs.expect("a re-fit after the cut");
+    assert!(epochs >= 1 && h[0].probe_epochs >= 1, "{h:?}");
+    // Soft scores on val and test every epoch, one bias accuracy per attribute.
+    for e in h {
+        assert_eq!(e.soft_val.as_ref().unwrap().bias_acc.len(), 1);
+        assert!(e.soft_test.as_ref().unwrap().task_acc > 0.0);
+    }
+
+    // The same run, told to stop at that cut: identical up to the re-fit.
+    cfg.min_temperature = 0.5;
+    let stopped = run(&cfg);
+    assert_eq!(stopped.history[1].refit_probe_epochs, None);
+    assert_eq!(stopped.history[1].val_mi, h[1].val_mi);
+    let moved = refit.heads[0]
+        .iter()
+        .map(|(name, t)| {
+            (t - &stopped.heads[0][name])
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        })
+        .fold(0f32, f32::max);
+    assert!(moved > 0.0, "the re-fit left the head unchanged");
+}
+
 #[test]
 fn a_checkpoint_is_the_model_after_that_many_steps() {
     let device = Device::Cpu;
-    let arch = Arch::Mlp {
+    let arch = Arch::Mlp(ffw_nn::MlpSpec {
         input: DIM,
         hidden: vec![8],
         n_classes: 2,
-    };
+    });
     let train = synthetic(200, 0.9, 1);
     let cfg = |epochs: usize, checkpoints: Vec<f64>| VanillaConfig {
         epochs,

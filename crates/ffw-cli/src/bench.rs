@@ -5,11 +5,11 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
 use ffw_data::{Batch, Dataset};
-use ffw_nn::{Arch, GateMode, GateSet, ParamStore, Variant};
+use ffw_nn::{Arch, GateMode, ModelSpec, ParamStore};
 use ffw_surgery::evaluate::frozen_model;
-use ffw_surgery::optim::{self, Adam};
+use ffw_surgery::optim;
 use ffw_surgery::probe::Probe;
-use ffw_surgery::surgery::gate_step;
+use ffw_surgery::surgery::Surgery;
 use ffw_surgery::vanilla::train_step;
 use ffw_surgery::{FfwConfig, VanillaConfig};
 
@@ -23,27 +23,27 @@ fn cases() -> Vec<Case> {
     vec![
         Case {
             name: "simpleconv-k7",
-            arch: Arch::SimpleConvNet {
+            arch: Arch::SimpleConvNet(ffw_nn::SimpleConvNetSpec {
                 kernel: 7,
                 n_classes: 10,
-            },
+            }),
             batch: 100,
         },
         Case {
             name: "simpleconv-k3",
-            arch: Arch::SimpleConvNet {
+            arch: Arch::SimpleConvNet(ffw_nn::SimpleConvNetSpec {
                 kernel: 3,
                 n_classes: 10,
-            },
+            }),
             batch: 100,
         },
         Case {
             name: "mlp",
-            arch: Arch::Mlp {
+            arch: Arch::Mlp(ffw_nn::MlpSpec {
                 input: 2352,
                 hidden: vec![100, 100, 100],
                 n_classes: 10,
-            },
+            }),
             batch: 256,
         },
     ]
@@ -61,6 +61,7 @@ fn synthetic(n: usize) -> Dataset {
         n_classes: 10,
         biases: vec![(0..n).map(|i| ((i / 10) % 10) as u32).collect()],
         n_bias_classes: vec![10],
+        aligned: vec![(0..10).collect()],
     }
 }
 
@@ -109,28 +110,17 @@ pub fn bench(steps: usize, only: &[String]) -> Result<()> {
 
         let base = store.snapshot()?;
         let cfg = FfwConfig::default();
-        let gates = GateSet::zeros(&case.arch, &base, Variant::Unstructured, true, &device)?;
-        let mut gate_opt = Adam::new(gates.vars(), cfg.lr, cfg.weight_decay);
-        let mut probes = vec![Probe::new(
+        let probes = vec![Probe::new(
             case.arch.feature_dim(),
             10,
             &cfg.probe,
             1,
             &device,
         )?];
+        let mut surgery = Surgery::new(&case.arch, &base, &cfg, probes, &device)?;
         let mode = GateMode::Soft { temperature: 1.0 };
         let ffw = measure(case.batch, steps, || {
-            gate_step(
-                &case.arch,
-                &base,
-                &gates,
-                mode,
-                &mut probes,
-                &mut gate_opt,
-                &b,
-                &cfg,
-                &device,
-            )?;
+            surgery.gate_step(&b, mode)?;
             Ok(())
         })?;
 

@@ -50,7 +50,15 @@ pub fn print_summary(r: &RunResult) {
             sparsity
         );
     };
-    row("vanilla", &r.vanilla.report.test, "-".into());
+    row(
+        if r.vanilla.report.collapsed {
+            "vanilla collapsed"
+        } else {
+            "vanilla"
+        },
+        &r.vanilla.report.test,
+        "-".into(),
+    );
     for f in &r.ffw {
         let name = format!("{:?}", f.variant).to_lowercase();
         let rows = std::iter::once((format!("ffw {name} (final)"), &f.final_mask)).chain(
@@ -59,6 +67,11 @@ pub fn print_summary(r: &RunResult) {
                 .map(|(e, m)| (format!("ffw {name} (best, epoch {e})"), m)),
         );
         for (label, m) in rows {
+            let label = if m.collapsed {
+                format!("{label} collapsed")
+            } else {
+                label
+            };
             let s = m
                 .sparsity
                 .as_ref()

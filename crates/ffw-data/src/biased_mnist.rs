@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::Dataset;
+use crate::dataset::{Dataset, Splits};
 use crate::error::{DataError, Result};
 use crate::idx::Images;
 use crate::mnist::{Mnist, MnistSplit, N_CLASSES};
@@ -141,6 +141,8 @@ fn to_dataset(split: &MnistSplit, colours: &[u8]) -> Result<Dataset> {
         n_classes: N_CLASSES,
         biases: vec![colours.iter().map(|&c| c as u32).collect()],
         n_bias_classes: vec![COLOUR_MAP.len()],
+        // Class d's own colour is colour d.
+        aligned: vec![(0..N_CLASSES as u32).collect()],
     })
 }
 
@@ -174,26 +176,13 @@ impl Default for BiasedMnistConfig {
     }
 }
 
-/// The biased train set and the unbiased sets FFW uses.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BiasedMnistSplits {
-    pub train: Dataset,
-    pub unbiased_train: Dataset,
-    pub unbiased_val: Dataset,
-    pub test: Dataset,
-}
-
 /// Builds the four splits the authors use:
 /// - `train`: MNIST train (or `n_train` of it, seeded sample) coloured with `rho`;
 /// - `unbiased_train`, `unbiased_val`: disjoint seeded samples of the MNIST train
 ///   images coloured with `unbiased_rho`. As in the authors' code the whole train set
 ///   is recoloured and then sampled, so these may share images with `train`;
 /// - `test`: MNIST test (or `n_test` of it) coloured with `unbiased_rho`.
-pub fn build_splits(
-    mnist: &Mnist,
-    cfg: &BiasedMnistConfig,
-    seed: u64,
-) -> Result<BiasedMnistSplits> {
+pub fn build_splits(mnist: &Mnist, cfg: &BiasedMnistConfig, seed: u64) -> Result<Splits> {
     let n_avail = mnist.train.len();
     let n_unbiased = cfg.n_unbiased_train.checked_add(cfg.n_unbiased_val);
     if n_unbiased.is_none_or(|n| n > n_avail) {
@@ -246,7 +235,7 @@ pub fn build_splits(
         "n_test",
         "test",
     )?;
-    Ok(BiasedMnistSplits {
+    Ok(Splits {
         train,
         unbiased_train: unbiased(train_idx)?,
         unbiased_val: unbiased(val_idx)?,
@@ -255,7 +244,7 @@ pub fn build_splits(
 }
 
 /// The whole split, or the first `n` of a seeded permutation of it.
-fn sample(
+pub(crate) fn sample(
     split: &MnistSplit,
     n: Option<usize>,
     seed: u64,

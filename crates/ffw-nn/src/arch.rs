@@ -1,107 +1,80 @@
-//! Architecture specifications (serialisable, stored in checkpoints) and the built models.
+//! The model seam: what FFW needs of a model ([`Backbone`]: bottleneck features and the task
+//! head on them) and of its specification ([`ModelSpec`]: how to build it, the bottleneck
+//! width, the gated layers with the BatchNorm after each). [`Arch`] is the serialisable spec
+//! of the models ffw ships, stored in checkpoints; adding a model is a module that implements
+//! both traits and one arm of [`Arch`].
 use candle_core::{Result as CResult, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{NnError, Result};
-use crate::mlp::{self, Mlp};
-use crate::simple_conv::{self, SimpleConvNet};
+use crate::error::Result;
+use crate::mlp::MlpSpec;
+use crate::simple_conv::SimpleConvNetSpec;
+
+/// A built model, on parameters from a `VarBuilder`.
+pub trait Backbone: Send + Sync {
+    /// Bottleneck features `[b, feature_dim]`; `train` only matters for BatchNorm.
+    fn features(&self, x: &Tensor, train: bool) -> CResult<Tensor>;
+    /// Task logits from the bottleneck.
+    fn head(&self, features: &Tensor) -> CResult<Tensor>;
+}
+
+pub type Model = Box<dyn Backbone>;
+
+/// A model's specification: everything FFW, the privacy heads, magnitude pruning and the
+/// per-layer sparsity need to know about it.
+pub trait ModelSpec: Send + Sync {
+    /// An error naming the bad setting, if any.
+    fn validate(&self) -> Result<()>;
+    /// The model on the parameters `vb` holds (or initialises).
+    fn build(&self, vb: VarBuilder) -> Result<Model>;
+    /// Width of the bottleneck the privacy heads read.
+    fn feature_dim(&self) -> usize;
+    /// Layers whose `weight` FFW gates, in forward order (every conv and linear layer, the
+    /// task head last), each with the BatchNorm that normalises its output.
+    fn gated_layers(&self) -> Vec<GatedLayerSpec>;
+}
+
+/// A layer whose `weight` FFW gates. Its output units lie along the weight's first axis;
+/// `norm` names the BatchNorm that normalises them, if any: a structured gate must silence
+/// a unit *after* that normalisation, or the unit still emits `β − γ·μ/σ` once pruned.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GatedLayerSpec {
+    pub name: String,
+    pub norm: Option<String>,
+}
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(tag = "name", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "name", rename_all = "snake_case")]
 pub enum Arch {
-    SimpleConvNet {
-        kernel: usize,
-        n_classes: usize,
-    },
-    Mlp {
-        input: usize,
-        hidden: Vec<usize>,
-        n_classes: usize,
-    },
+    SimpleConvNet(SimpleConvNetSpec),
+    Mlp(MlpSpec),
 }
 
 impl Arch {
-    pub fn validate(&self) -> Result<()> {
+    fn spec(&self) -> &dyn ModelSpec {
         match self {
-            Arch::SimpleConvNet { kernel, n_classes } => {
-                if *kernel == 0 || kernel % 2 == 0 {
-                    return Err(NnError::Spec(format!(
-                        "kernel must be odd and positive, got {kernel}"
-                    )));
-                }
-                if *n_classes < 2 {
-                    return Err(NnError::Spec(format!(
-                        "n_classes must be >= 2, got {n_classes}"
-                    )));
-                }
-            }
-            Arch::Mlp {
-                input,
-                hidden,
-                n_classes,
-            } => {
-                if *input == 0 || hidden.is_empty() || hidden.contains(&0) || *n_classes < 2 {
-                    return Err(NnError::Spec(format!(
-                        "mlp needs input > 0, non-empty positive hidden sizes and >= 2 classes, got {input} {hidden:?} {n_classes}"
-                    )));
-                }
-            }
+            Arch::SimpleConvNet(s) => s,
+            Arch::Mlp(s) => s,
         }
-        Ok(())
+    }
+}
+
+impl ModelSpec for Arch {
+    fn validate(&self) -> Result<()> {
+        self.spec().validate()
     }
 
-    pub fn build(&self, vb: VarBuilder) -> Result<Model> {
+    fn build(&self, vb: VarBuilder) -> Result<Model> {
         self.validate()?;
-        Ok(match self {
-            Arch::SimpleConvNet { kernel, n_classes } => {
-                Model::SimpleConvNet(SimpleConvNet::new(*kernel, *n_classes, vb)?)
-            }
-            Arch::Mlp {
-                input,
-                hidden,
-                n_classes,
-            } => Model::Mlp(Mlp::new(*input, hidden, *n_classes, vb)?),
-        })
+        self.spec().build(vb)
     }
 
-    /// Width of the bottleneck the privacy head reads.
-    pub fn feature_dim(&self) -> usize {
-        match self {
-            Arch::SimpleConvNet { .. } => simple_conv::CHANNELS[4],
-            Arch::Mlp { hidden, .. } => *hidden.last().expect("validated"),
-        }
+    fn feature_dim(&self) -> usize {
+        self.spec().feature_dim()
     }
 
-    /// Layers whose `weight` FFW gates: every conv and linear layer, the task head last.
-    pub fn gated_layers(&self) -> Vec<String> {
-        match self {
-            Arch::SimpleConvNet { .. } => {
-                simple_conv::GATED.iter().map(|s| s.to_string()).collect()
-            }
-            Arch::Mlp { hidden, .. } => mlp::gated_names(hidden.len()),
-        }
-    }
-}
-
-pub enum Model {
-    SimpleConvNet(SimpleConvNet),
-    Mlp(Mlp),
-}
-
-impl Model {
-    /// Bottleneck features; `train` only matters for BatchNorm.
-    pub fn features(&self, x: &Tensor, train: bool) -> CResult<Tensor> {
-        match self {
-            Model::SimpleConvNet(m) => m.features(x, train),
-            Model::Mlp(m) => m.features(x),
-        }
-    }
-
-    pub fn head(&self, features: &Tensor) -> CResult<Tensor> {
-        match self {
-            Model::SimpleConvNet(m) => m.head(features),
-            Model::Mlp(m) => m.head(features),
-        }
+    fn gated_layers(&self) -> Vec<GatedLayerSpec> {
+        self.spec().gated_layers()
     }
 }

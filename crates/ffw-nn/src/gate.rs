@@ -9,7 +9,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
-use crate::arch::Arch;
+use crate::arch::ModelSpec;
 use crate::error::{NnError, Result};
 use crate::params;
 
@@ -36,6 +36,8 @@ pub use ffw_kernels::gate;
 
 pub struct GatedLayer {
     pub name: String,
+    /// The BatchNorm after the layer (see [`crate::GatedLayerSpec`]).
+    pub norm: Option<String>,
     pub m: Var,
     /// Weights one gate entry controls: 1 (unstructured) or the unit's fan-in (structured).
     pub weights_per_gate: usize,
@@ -82,23 +84,30 @@ fn bias_name(layer: &str) -> String {
     format!("{layer}.bias")
 }
 
+/// `t` with its unit `i` (first axis) multiplied by `g[i]`.
+fn scale_units(t: &Tensor, g: &Tensor) -> Result<Tensor> {
+    let mut shape = vec![1usize; t.rank()];
+    shape[0] = t.dim(0)?;
+    Ok(t.broadcast_mul(&g.reshape(shape)?)?)
+}
+
 impl GateSet {
     /// Gates at 0 for every gated layer of `arch`: `g(0) = 1`, the vanilla model. With
     /// `gate_head` false the task head (the last gated layer) keeps all its weights.
     pub fn zeros(
-        arch: &Arch,
+        arch: &dyn ModelSpec,
         base: &HashMap<String, Tensor>,
         variant: Variant,
         gate_head: bool,
         device: &Device,
     ) -> Result<Self> {
-        let mut names = arch.gated_layers();
+        let mut specs = arch.gated_layers();
         if !gate_head {
-            names.pop();
+            specs.pop();
         }
-        let layers = names
+        let layers = specs
             .into_iter()
-            .map(|name| {
+            .map(|crate::GatedLayerSpec { name, norm }| {
                 let w = base.get(&weight_name(&name)).ok_or_else(|| {
                     NnError::Spec(format!("parameters have no tensor {}", weight_name(&name)))
                 })?;
@@ -109,6 +118,7 @@ impl GateSet {
                 };
                 Ok(GatedLayer {
                     name,
+                    norm,
                     m: Var::zeros(shape, DType::F32, device)?,
                     weights_per_gate: per,
                 })
@@ -121,44 +131,62 @@ impl GateSet {
         self.layers.iter().map(|l| l.m.clone()).collect()
     }
 
-    /// The parameter map of the gated model. Structured gates scale the whole output unit,
-    /// so the unit's bias is scaled too (`g·(Wx + b)`).
+    /// The parameter map of the gated model. A structured gate scales its unit's output:
+    /// `g·(Wx + b)`, or, where a BatchNorm follows, the normalised output `g·BN(Wx + b)`
+    /// through that BatchNorm's γ and β (BatchNorm is in inference mode throughout FFW). A
+    /// hard-pruned unit also has its weights and bias zeroed, so it is removed outright and
+    /// outputs exactly 0 after the normalisation.
     pub fn effective_params(
         &self,
         base: &HashMap<String, Tensor>,
         mode: GateMode,
     ) -> Result<HashMap<String, Tensor>> {
+        let get = |name: &str| {
+            base.get(name)
+                .ok_or_else(|| NnError::Spec(format!("parameters have no tensor {name}")))
+        };
         let mut out = base.clone();
         for layer in &self.layers {
             let wn = weight_name(&layer.name);
-            let w = &base[&wn];
+            let w = get(&wn)?;
             let m = layer.m.as_tensor();
-            // One gate value per entry of m: soft (differentiable) or the hard mask.
-            let g = || -> Result<Tensor> {
-                Ok(match mode {
-                    GateMode::Soft { temperature } => gate(&(m / temperature)?)?,
-                    GateMode::Hard => m.ge(0f32)?.to_dtype(DType::F32)?,
-                })
-            };
-            let w_eff = match (mode, self.variant) {
+            let hard = || -> Result<Tensor> { Ok(m.ge(0f32)?.to_dtype(DType::F32)?) };
+            match (mode, self.variant) {
                 // Fused: one pass over the weights each way (the hot path of every FFW step).
-                (GateMode::Soft { temperature }, _) => {
-                    ffw_kernels::gated_weight(w, m, temperature)?
+                (GateMode::Soft { temperature }, Variant::Unstructured) => {
+                    out.insert(wn, ffw_kernels::gated_weight(w, m, temperature)?);
                 }
-                (GateMode::Hard, Variant::Unstructured) => (w * g()?)?,
-                (GateMode::Hard, Variant::Structured) => {
-                    let mut shape = vec![1usize; w.rank()];
-                    shape[0] = w.dim(0)?;
-                    w.broadcast_mul(&g()?.reshape(shape)?)?
+                (GateMode::Hard, Variant::Unstructured) => {
+                    out.insert(wn, (w * hard()?)?);
                 }
-            };
-            if self.variant == Variant::Structured {
-                let bn = bias_name(&layer.name);
-                if let Some(b) = base.get(&bn) {
-                    out.insert(bn, (b * g()?)?);
+                (mode, Variant::Structured) => {
+                    let g = match mode {
+                        GateMode::Soft { temperature } => gate(&(m / temperature)?)?,
+                        GateMode::Hard => hard()?,
+                    };
+                    // The tensors whose units `g` scales.
+                    let mut scaled = vec![bias_name(&layer.name)];
+                    match (&layer.norm, mode) {
+                        (Some(norm), GateMode::Soft { .. }) => {
+                            get(&weight_name(norm))?;
+                            scaled = vec![weight_name(norm), bias_name(norm)];
+                        }
+                        (Some(norm), GateMode::Hard) => {
+                            get(&weight_name(norm))?;
+                            scaled.extend([wn, weight_name(norm), bias_name(norm)]);
+                        }
+                        (None, GateMode::Soft { temperature }) => {
+                            out.insert(wn, ffw_kernels::gated_weight(w, m, temperature)?);
+                        }
+                        (None, GateMode::Hard) => scaled.push(wn),
+                    }
+                    for name in scaled {
+                        if let Some(t) = base.get(&name) {
+                            out.insert(name, scale_units(t, &g)?);
+                        }
+                    }
                 }
             }
-            out.insert(wn, w_eff);
         }
         Ok(out)
     }
@@ -193,6 +221,7 @@ impl GateSet {
             .map(|l| {
                 Ok(GatedLayer {
                     name: l.name.clone(),
+                    norm: l.norm.clone(),
                     m: Var::from_tensor(&l.m.as_tensor().copy()?)?,
                     weights_per_gate: l.weights_per_gate,
                 })
@@ -217,6 +246,7 @@ impl GateSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Arch;
     use candle_core::Device;
 
     fn scalar_gate_and_grad(x: f32) -> (f32, f32) {
@@ -264,11 +294,11 @@ mod tests {
     }
 
     fn mlp() -> Arch {
-        Arch::Mlp {
+        Arch::Mlp(crate::MlpSpec {
             input: 3,
             hidden: vec![2],
             n_classes: 2,
-        }
+        })
     }
 
     #[test]
@@ -351,6 +381,95 @@ mod tests {
             for (k, v) in &base {
                 let d = (&p[k] - v)?.abs()?.sum_all()?.to_scalar::<f32>()?;
                 assert_eq!(d, 0.0, "{k}");
+            }
+        }
+        Ok(())
+    }
+
+    /// `bn1(conv1(x))` of the SimpleConvNet built from `params`, on a fixed input.
+    fn conv1_bn1(params: &HashMap<String, Tensor>) -> Result<Tensor> {
+        let vb = candle_nn::VarBuilder::from_tensors(params.clone(), DType::F32, &Device::Cpu);
+        let conv = crate::layers::conv2d_same(3, 16, 3, vb.pp("conv1"))?;
+        let bn = crate::layers::batch_norm(16, vb.pp("bn1"))?;
+        let x: Vec<f32> = (0..150)
+            .map(|i| (i * 37 % 23) as f32 / 11.0 - 1.0)
+            .collect();
+        let x = Tensor::from_vec(x, (2, 3, 5, 5), &Device::Cpu)?;
+        use candle_core::{Module, ModuleT};
+        Ok(bn.forward_t(&conv.forward(&x)?, false)?)
+    }
+
+    /// SimpleConvNet's parameters with non-trivial BatchNorm statistics and affine terms.
+    fn conv_net_base() -> Result<(Arch, HashMap<String, Tensor>)> {
+        let dev = Device::Cpu;
+        let arch = Arch::SimpleConvNet(crate::SimpleConvNetSpec {
+            kernel: 3,
+            n_classes: 10,
+        });
+        let store = crate::ParamStore::new(3, &dev);
+        arch.build(store.var_builder())?;
+        let mut base = store.snapshot()?;
+        let u = |lo: f32, hi: f32| -> Result<Tensor> { Ok(Tensor::rand(lo, hi, 16, &dev)?) };
+        base.insert("bn1.running_mean".into(), u(-1., 1.)?);
+        base.insert("bn1.running_var".into(), u(0.5, 2.)?);
+        base.insert("bn1.weight".into(), u(0.5, 1.5)?);
+        base.insert("bn1.bias".into(), u(-1., 1.)?);
+        Ok((arch, base))
+    }
+
+    #[test]
+    fn a_pruned_structured_unit_outputs_exactly_zero_after_its_batch_norm() -> Result<()> {
+        let (arch, base) = conv_net_base()?;
+        let gates = GateSet::zeros(&arch, &base, Variant::Structured, true, &Device::Cpu)?;
+        assert_eq!(gates.layers[0].norm.as_deref(), Some("bn1"));
+        let pruned = 5usize;
+        let m: Vec<f32> = (0..16)
+            .map(|c| if c == pruned { -0.5 } else { 0.5 })
+            .collect();
+        gates.layers[0].m.set(&Tensor::new(m, &Device::Cpu)?)?;
+        let ungated = conv1_bn1(&base)?;
+        let gated = conv1_bn1(&gates.effective_params(&base, GateMode::Hard)?)?;
+        for c in 0..16 {
+            let (g, u) = (gated.narrow(1, c, 1)?, ungated.narrow(1, c, 1)?);
+            let g = g.flatten_all()?.to_vec1::<f32>()?;
+            if c == pruned {
+                assert!(g.iter().all(|v| *v == 0.0), "channel {c}: {g:?}");
+            } else {
+                // Kept units are bit-identical to the ungated model.
+                assert_eq!(g, u.flatten_all()?.to_vec1::<f32>()?, "channel {c}");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_soft_structured_gate_scales_the_post_batch_norm_output() -> Result<()> {
+        let (arch, base) = conv_net_base()?;
+        let gates = GateSet::zeros(&arch, &base, Variant::Structured, true, &Device::Cpu)?;
+        let m: Vec<f32> = (0..16).map(|c| -0.2 * c as f32).collect();
+        gates.layers[0]
+            .m
+            .set(&Tensor::new(m.clone(), &Device::Cpu)?)?;
+        let temperature = 0.5;
+        let params = gates.effective_params(&base, GateMode::Soft { temperature })?;
+        // The convolution itself is untouched: the gate acts after the normalisation.
+        assert_eq!(
+            params["conv1.weight"].flatten_all()?.to_vec1::<f32>()?,
+            base["conv1.weight"].flatten_all()?.to_vec1::<f32>()?
+        );
+        let ungated = conv1_bn1(&base)?;
+        let gated = conv1_bn1(&params)?;
+        for (c, mc) in m.iter().enumerate() {
+            let g = (2.0 / (1.0 + (-mc / temperature as f32).exp())).min(1.0);
+            let want = (ungated.narrow(1, c, 1)? * g as f64)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            let got = gated.narrow(1, c, 1)?.flatten_all()?.to_vec1::<f32>()?;
+            for (a, b) in got.iter().zip(&want) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                    "channel {c}: {a} vs {b}"
+                );
             }
         }
         Ok(())

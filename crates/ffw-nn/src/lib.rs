@@ -13,8 +13,10 @@ pub mod params;
 pub mod probe;
 pub mod simple_conv;
 
-pub use arch::{Arch, Model};
+pub use arch::{Arch, Backbone, GatedLayerSpec, Model, ModelSpec};
 pub use error::{NnError, Result};
 pub use gate::{GateMode, GateSet, Variant};
+pub use mlp::MlpSpec;
 pub use params::ParamStore;
 pub use probe::PrivacyHead;
+pub use simple_conv::SimpleConvNetSpec;

@@ -3,6 +3,10 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
+use serde::{Deserialize, Serialize};
+
+use crate::arch::{Backbone, GatedLayerSpec, Model, ModelSpec};
+use crate::error::{NnError, Result as NnResult};
 use crate::layers::{self, Linear};
 
 pub struct Mlp {
@@ -10,12 +14,52 @@ pub struct Mlp {
     fc: Linear,
 }
 
-/// Gated layer names for a given depth: `fc1..fcN` then the head `fc`.
-pub fn gated_names(n_hidden: usize) -> Vec<String> {
-    (1..=n_hidden)
-        .map(|i| format!("fc{i}"))
-        .chain(["fc".to_string()])
-        .collect()
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MlpSpec {
+    /// Flattened input size (3·28·28 = 2352 for Multi-Color MNIST).
+    pub input: usize,
+    pub hidden: Vec<usize>,
+    pub n_classes: usize,
+}
+
+impl ModelSpec for MlpSpec {
+    fn validate(&self) -> NnResult<()> {
+        if self.input == 0
+            || self.hidden.is_empty()
+            || self.hidden.contains(&0)
+            || self.n_classes < 2
+        {
+            return Err(NnError::Spec(format!(
+                "mlp needs input > 0, non-empty positive hidden sizes and >= 2 classes, got {} {:?} {}",
+                self.input, self.hidden, self.n_classes
+            )));
+        }
+        Ok(())
+    }
+
+    fn build(&self, vb: VarBuilder) -> NnResult<Model> {
+        Ok(Box::new(Mlp::new(
+            self.input,
+            &self.hidden,
+            self.n_classes,
+            vb,
+        )?))
+    }
+
+    /// The last hidden layer.
+    fn feature_dim(&self) -> usize {
+        *self.hidden.last().expect("validated")
+    }
+
+    /// `fc1..fcN` then the head `fc`, none normalised.
+    fn gated_layers(&self) -> Vec<GatedLayerSpec> {
+        (1..=self.hidden.len())
+            .map(|i| format!("fc{i}"))
+            .chain(["fc".to_string()])
+            .map(|name| GatedLayerSpec { name, norm: None })
+            .collect()
+    }
 }
 
 impl Mlp {
@@ -32,8 +76,10 @@ impl Mlp {
             fc,
         })
     }
+}
 
-    pub fn features(&self, x: &Tensor) -> Result<Tensor> {
+impl Backbone for Mlp {
+    fn features(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
         let mut h = x.flatten_from(1)?;
         for l in &self.hidden {
             h = l.forward_act(&h, ffw_kernels::Act::Relu)?;
@@ -41,7 +87,7 @@ impl Mlp {
         Ok(h)
     }
 
-    pub fn head(&self, features: &Tensor) -> Result<Tensor> {
+    fn head(&self, features: &Tensor) -> Result<Tensor> {
         self.fc.forward(features)
     }
 }

@@ -5,11 +5,64 @@ use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 use ffw_kernels::Act;
 
+use serde::{Deserialize, Serialize};
+
+use crate::arch::{Backbone, GatedLayerSpec, Model, ModelSpec};
+use crate::error::{NnError, Result as NnResult};
 use crate::layers::{self, BatchNorm, Conv2d, Linear};
 
 pub const CHANNELS: [usize; 5] = [3, 16, 32, 64, 128];
-/// Names of the gated layers, in forward order.
-pub const GATED: [&str; 5] = ["conv1", "conv2", "conv3", "conv4", "fc"];
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SimpleConvNetSpec {
+    pub kernel: usize,
+    pub n_classes: usize,
+}
+
+impl ModelSpec for SimpleConvNetSpec {
+    fn validate(&self) -> NnResult<()> {
+        if self.kernel == 0 || self.kernel % 2 == 0 {
+            return Err(NnError::Spec(format!(
+                "kernel must be odd and positive, got {}",
+                self.kernel
+            )));
+        }
+        if self.n_classes < 2 {
+            return Err(NnError::Spec(format!(
+                "n_classes must be >= 2, got {}",
+                self.n_classes
+            )));
+        }
+        Ok(())
+    }
+
+    fn build(&self, vb: VarBuilder) -> NnResult<Model> {
+        Ok(Box::new(SimpleConvNet::new(
+            self.kernel,
+            self.n_classes,
+            vb,
+        )?))
+    }
+
+    fn feature_dim(&self) -> usize {
+        CHANNELS[4]
+    }
+
+    /// `conv{i}` normalised by `bn{i}`, then the head `fc`.
+    fn gated_layers(&self) -> Vec<GatedLayerSpec> {
+        (1..=4)
+            .map(|i| GatedLayerSpec {
+                name: format!("conv{i}"),
+                norm: Some(format!("bn{i}")),
+            })
+            .chain([GatedLayerSpec {
+                name: "fc".into(),
+                norm: None,
+            }])
+            .collect()
+    }
+}
 
 pub struct SimpleConvNet {
     convs: Vec<Conv2d>,
@@ -34,9 +87,11 @@ impl SimpleConvNet {
         let fc = layers::linear(CHANNELS[4], n_classes, vb.pp("fc"))?;
         Ok(Self { convs, bns, fc })
     }
+}
 
+impl Backbone for SimpleConvNet {
     /// Bottleneck features `[b, 128]`. `train` selects BatchNorm's batch statistics.
-    pub fn features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    fn features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut h = x.clone();
         for (i, (conv, bn)) in self.convs.iter().zip(&self.bns).enumerate() {
             h = conv.forward(&h)?;
@@ -49,7 +104,7 @@ impl SimpleConvNet {
         h.mean((2, 3))
     }
 
-    pub fn head(&self, features: &Tensor) -> Result<Tensor> {
+    fn head(&self, features: &Tensor) -> Result<Tensor> {
         self.fc.forward(features)
     }
 }

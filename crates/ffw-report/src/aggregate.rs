@@ -113,6 +113,26 @@ impl Group<'_> {
         Stat::of(&values)
     }
 
+    /// Seeds whose model collapsed (validation task accuracy at chance), and seeds scored.
+    pub fn collapsed(&self) -> (usize, usize) {
+        let scored: Vec<_> = self
+            .records
+            .iter()
+            .filter_map(|r| r.scores.as_ref())
+            .collect();
+        let collapsed = scored.iter().filter(|s| s.report.collapsed).count();
+        (collapsed, scored.len())
+    }
+
+    /// The method's label, naming the seeds whose model collapsed (their numbers are in the
+    /// cells all the same: the mean over seeds hides nothing).
+    pub fn method_label(&self) -> String {
+        match self.collapsed() {
+            (0, _) => self.method.label().to_string(),
+            (k, n) => format!("{} ({k} of {n} collapsed)", self.method.label()),
+        }
+    }
+
     pub fn has_results(&self) -> bool {
         self.records.iter().any(|r| r.scores.is_some())
     }

@@ -13,7 +13,9 @@ const FFW: Method = Method::Ffw(Variant::Unstructured);
 const FFW_STRUCTURED: Method = Method::Ffw(Variant::Structured);
 
 const CELLS: &str = "Unbiased test split, in %. Ours: mean ± sample std over seeds (number of \
-                     seeds with results); – : no finished job, or no published value.";
+                     seeds with results); – : no finished job, or no published value. \
+                     \"(k of n collapsed)\": k seeds' models lost the task (validation task \
+                     accuracy within 2 points of chance); their numbers are in the cells.";
 const NOT_IMPLEMENTED: &str = "ffw cannot run this benchmark yet: only the paper's values \
                                (PROTOCOL §5) are shown, our cells are missing.";
 const UNPUBLISHED: &str = "PROTOCOL §5 gives no published values for this table: ours only.";
@@ -100,7 +102,7 @@ fn comparison(
         .map(|g| {
             let published = paper(&g.key, g.method);
             let mut row: Vec<Cell> = label(&g.key).into_iter().map(Cell::Text).collect();
-            row.push(Cell::Text(g.method.label().to_string()));
+            row.push(Cell::Text(g.method_label()));
             for m in Metric::REPORTED {
                 row.push(Cell::Ours(g.stat(m)));
                 if with_paper {

@@ -45,6 +45,8 @@ fn mask(task: f64, bias: f64, sparsity: Option<f64>) -> MaskReport {
         mi: vec![0.01],
         aligned_acc: vec![Some(0.99)],
         conflicting_acc: vec![Some(task)],
+        groups: vec![Some(0.99), Some(task)],
+        unbiased_acc: Some((0.99 + task) / 2.0),
     };
     // Two layers: conv1 pruned at `s`, fc at half of it.
     let layers = |s: f64| {
@@ -62,6 +64,8 @@ fn mask(task: f64, bias: f64, sparsity: Option<f64>) -> MaskReport {
         ]
     };
     MaskReport {
+        // As `evaluate_params` decides it (val = test here; 10 classes).
+        collapsed: (task - 0.1).abs() <= 0.02,
         val: split.clone(),
         test: split,
         sparsity: sparsity.map(|s| Sparsity {
@@ -234,9 +238,10 @@ fn cells_are_mean_std_and_seeds_and_missing_jobs_are_missing() {
         row(&t7, "| 50 | magnitude pruning"),
         "| 50 | magnitude pruning | 25.00 ± 0.00 (3) | 90.00 ± 0.00 (3) | 50.00 ± 0.00 (3) |"
     );
+    // 10% task accuracy on 10 classes: chance, so the cell names the collapsed seed.
     assert_eq!(
         row(&t7, "| 90 | magnitude pruning"),
-        "| 90 | magnitude pruning | 10.00 (1) | 80.00 (1) | 90.00 (1) |"
+        "| 90 | magnitude pruning (1 of 1 collapsed) | 10.00 (1) | 80.00 (1) | 90.00 (1) |"
     );
     assert!(row(&t7, "| – | FFW").starts_with("| – | FFW | 97.00 ± 1.41 (2) |"));
 

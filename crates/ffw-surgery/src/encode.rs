@@ -14,6 +14,8 @@ pub struct Encoded {
     pub logits: Tensor,
     pub labels: Tensor,
     pub biases: Vec<Tensor>,
+    /// Per bias attribute, per sample: bias-aligned (see `Dataset::aligned`).
+    pub aligned: Vec<Vec<bool>>,
 }
 
 /// Features and logits of every sample, BatchNorm in inference mode.
@@ -36,6 +38,9 @@ pub fn encode(model: &Model, data: &Dataset, device: &Device) -> Result<Encoded>
             .iter()
             .map(|b| Tensor::new(b.as_slice(), device))
             .collect::<candle_core::Result<_>>()?,
+        aligned: (0..data.biases.len())
+            .map(|a| (0..data.len()).map(|i| data.is_aligned(a, i)).collect())
+            .collect(),
     })
 }
 
@@ -54,25 +59,45 @@ pub fn accuracy(logits: &Tensor, labels: &Tensor) -> Result<f64> {
     Ok(hits as f64 / n as f64)
 }
 
-/// Task accuracy on the samples whose bias label equals the task label ("aligned": the
-/// shortcut gives the right answer) and on the others ("conflicting"), for one attribute;
-/// `None` for a group without samples (small splits can have no aligned sample at all).
-pub fn aligned_conflicting(
-    logits: &Tensor,
-    labels: &Tensor,
-    bias: &Tensor,
-) -> Result<(Option<f64>, Option<f64>)> {
-    let pred = logits.argmax(1)?.to_vec1::<u32>()?;
-    let (y, b) = (labels.to_vec1::<u32>()?, bias.to_vec1::<u32>()?);
-    let mut hits = [0usize; 2];
-    let mut n = [0usize; 2];
-    for ((p, y), b) in pred.iter().zip(&y).zip(&b) {
-        let group = usize::from(b != y);
-        n[group] += 1;
-        hits[group] += usize::from(p == y);
+/// Task accuracy of the predictions `pred` on the samples `select` picks; `None` for a group
+/// without samples (small splits can have no aligned sample at all).
+fn accuracy_where(pred: &[u32], labels: &[u32], select: impl Fn(usize) -> bool) -> Option<f64> {
+    let (mut hits, mut n) = (0usize, 0usize);
+    for (i, (p, y)) in pred.iter().zip(labels).enumerate() {
+        if select(i) {
+            n += 1;
+            hits += usize::from(p == y);
+        }
     }
-    let frac = |g: usize| (n[g] > 0).then(|| hits[g] as f64 / n[g] as f64);
-    Ok((frac(0), frac(1)))
+    (n > 0).then(|| hits as f64 / n as f64)
+}
+
+/// Task accuracy on the samples that are bias-aligned for one attribute (the shortcut gives
+/// the right answer) and on the others ("conflicting").
+pub fn aligned_conflicting(
+    pred: &[u32],
+    labels: &[u32],
+    aligned: &[bool],
+) -> (Option<f64>, Option<f64>) {
+    (
+        accuracy_where(pred, labels, |i| aligned[i]),
+        accuracy_where(pred, labels, |i| !aligned[i]),
+    )
+}
+
+/// Task accuracy per group of samples sharing one aligned/conflicting pattern over every
+/// attribute (`aligned[a][i]`), attribute 0 most significant and aligned first: for two
+/// attributes (aligned, aligned), (aligned, conflicting), (conflicting, aligned),
+/// (conflicting, conflicting).
+pub fn group_accuracies(pred: &[u32], labels: &[u32], aligned: &[Vec<bool>]) -> Vec<Option<f64>> {
+    let k = aligned.len();
+    (0..1usize << k)
+        .map(|group| {
+            accuracy_where(pred, labels, |i| {
+                (0..k).all(|a| aligned[a][i] == (group >> (k - 1 - a) & 1 == 0))
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -86,15 +111,29 @@ mod tests {
         let labels = Tensor::new(&[1u32, 0, 0, 1], &d).unwrap();
         assert_eq!(accuracy(&logits, &labels).unwrap(), 0.5);
         // Predictions 1, 0, 1, 0: rows 0 and 1 aligned (both right), rows 2 and 3 not (both wrong).
-        let bias = Tensor::new(&[1u32, 0, 1, 0], &d).unwrap();
+        let pred = logits.argmax(1).unwrap().to_vec1::<u32>().unwrap();
+        let y = labels.to_vec1::<u32>().unwrap();
         assert_eq!(
-            aligned_conflicting(&logits, &labels, &bias).unwrap(),
+            aligned_conflicting(&pred, &y, &[true, true, false, false]),
             (Some(1.0), Some(0.0))
         );
-        let all_aligned = Tensor::new(&[1u32, 0, 0, 1], &d).unwrap();
         assert_eq!(
-            aligned_conflicting(&logits, &labels, &all_aligned).unwrap(),
+            aligned_conflicting(&pred, &y, &[true; 4]),
             (Some(0.5), None)
+        );
+        // Two attributes: rows (A,A) right, (A,C) right, (C,A) wrong, (C,C) wrong.
+        let two = [
+            vec![true, true, false, false],
+            vec![true, false, true, false],
+        ];
+        assert_eq!(
+            group_accuracies(&pred, &y, &two),
+            vec![Some(1.0), Some(1.0), Some(0.0), Some(0.0)]
+        );
+        // One attribute: the groups are (aligned, conflicting).
+        assert_eq!(
+            group_accuracies(&pred, &y, &two[..1]),
+            vec![Some(1.0), Some(0.0)]
         );
     }
 }

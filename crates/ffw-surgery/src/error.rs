@@ -12,7 +12,7 @@ pub enum SurgeryError {
     #[error("non-finite {what} ({value}) in {phase} epoch {epoch}")]
     NonFinite {
         phase: &'static str,
-        what: &'static str,
+        what: String,
         epoch: usize,
         value: f64,
     },

@@ -6,13 +6,13 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use ffw_data::Dataset;
 use ffw_nn::gate::Sparsity;
-use ffw_nn::Arch;
+use ffw_nn::ModelSpec;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ProbeConfig;
-use crate::encode::{accuracy, aligned_conflicting, encode, Encoded};
+use crate::encode::{accuracy, aligned_conflicting, encode, group_accuracies, Encoded};
 use crate::error::Result;
-use crate::probe::{Probe, ProbeInit};
+use crate::probe::{fit_heads, Probe, ProbeInit};
 use crate::seeds::sub_seed;
 
 /// The unbiased splits FFW and every evaluation use.
@@ -36,6 +36,13 @@ pub struct SplitScores {
     pub aligned_acc: Vec<Option<f64>>,
     #[serde(default)]
     pub conflicting_acc: Vec<Option<f64>>,
+    /// Task accuracy per aligned/conflicting pattern over all attributes (see
+    /// `encode::group_accuracies` for the order); `None` for an empty group.
+    #[serde(default)]
+    pub groups: Vec<Option<f64>>,
+    /// Mean accuracy of the non-empty groups: Multi-Color MNIST's "unbiased" accuracy.
+    #[serde(default)]
+    pub unbiased_acc: Option<f64>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -43,8 +50,17 @@ pub struct MaskReport {
     pub val: SplitScores,
     pub test: SplitScores,
     pub sparsity: Option<Sparsity>,
+    /// Epochs the privacy heads took to plateau (one entry per head; they stop together).
     pub probe_epochs: Vec<usize>,
+    /// The model's validation task accuracy is within [`COLLAPSE_MARGIN`] of chance: it
+    /// has lost the task (typically it answers one class), whatever its bias accuracy says.
+    #[serde(default)]
+    pub collapsed: bool,
 }
+
+/// How close to chance (1 / classes) validation task accuracy must be to call a model
+/// collapsed: 2 points.
+pub const COLLAPSE_MARGIN: f64 = 0.02;
 
 impl MaskReport {
     /// Mean validation bias accuracy over attributes (the best-intermediate criterion).
@@ -62,7 +78,7 @@ pub struct Evaluation {
 /// The model for forward passes only: parameters detached, so no op records a backward
 /// graph (which would keep every activation of a whole-split batch alive: gigabytes).
 pub fn frozen_model(
-    arch: &Arch,
+    arch: &dyn ModelSpec,
     params: &HashMap<String, Tensor>,
     device: &Device,
 ) -> Result<ffw_nn::Model> {
@@ -76,37 +92,46 @@ pub fn frozen_model(
 /// Builds the model from `params` (no gates: pruning is already in the map); gradients flow
 /// to whatever the tensors were computed from.
 pub fn model_from(
-    arch: &Arch,
+    arch: &dyn ModelSpec,
     params: &HashMap<String, Tensor>,
     device: &Device,
 ) -> Result<ffw_nn::Model> {
     Ok(arch.build(VarBuilder::from_tensors(params.clone(), DType::F32, device))?)
 }
 
-fn scores(enc: &Encoded, probes: &[Probe], batch: usize) -> Result<SplitScores> {
+/// Task accuracy, and per head bias accuracy, MI (over minibatches of `batch`) and task
+/// accuracy on the aligned and conflicting samples.
+pub(crate) fn scores(enc: &Encoded, probes: &[Probe], batch: usize) -> Result<SplitScores> {
+    let pred = enc.logits.argmax(1)?.to_vec1::<u32>()?;
+    let labels = enc.labels.to_vec1::<u32>()?;
     let mut bias_acc = Vec::new();
     let mut mi = Vec::new();
     let (mut aligned_acc, mut conflicting_acc) = (Vec::new(), Vec::new());
-    for (probe, bias) in probes.iter().zip(&enc.biases) {
+    for ((probe, bias), aligned) in probes.iter().zip(&enc.biases).zip(&enc.aligned) {
         bias_acc.push(probe.accuracy(&enc.features, bias)?);
         mi.push(probe.mean_mi(&enc.features, bias, batch)?);
-        let (a, c) = aligned_conflicting(&enc.logits, &enc.labels, bias)?;
+        let (a, c) = aligned_conflicting(&pred, &labels, aligned);
         aligned_acc.push(a);
         conflicting_acc.push(c);
     }
+    let groups = group_accuracies(&pred, &labels, &enc.aligned);
+    let present: Vec<f64> = groups.iter().flatten().copied().collect();
     Ok(SplitScores {
         task_acc: accuracy(&enc.logits, &enc.labels)?,
         bias_acc,
         mi,
         aligned_acc,
         conflicting_acc,
+        groups,
+        unbiased_acc: (!present.is_empty())
+            .then(|| present.iter().sum::<f64>() / present.len() as f64),
     })
 }
 
 /// Trains one probe per bias attribute to plateau on the unbiased-train features of
 /// `params`, then scores validation and test.
 pub fn evaluate_params(
-    arch: &Arch,
+    arch: &dyn ModelSpec,
     params: &HashMap<String, Tensor>,
     sets: &UnbiasedSets,
     probe_cfg: &ProbeConfig,
@@ -116,29 +141,30 @@ pub fn evaluate_params(
 ) -> Result<Evaluation> {
     let model = frozen_model(arch, params, device)?;
     let train = encode(&model, sets.train, device)?;
-    let mut probes = Vec::new();
-    let mut probe_epochs = Vec::new();
-    for (a, bias) in train.biases.iter().enumerate() {
-        let n_classes = sets.train.n_bias_classes[a];
-        let mut probe = match init {
-            ProbeInit::Fresh { seed } => Probe::new(
-                arch.feature_dim(),
-                n_classes,
-                probe_cfg,
-                sub_seed(*seed, &format!("probe-init-{a}")),
-                device,
-            )?,
-            ProbeInit::From(maps) => {
-                Probe::from_params(&maps[a], arch.feature_dim(), n_classes, probe_cfg, device)?
+    let mut probes = (0..train.biases.len())
+        .map(|a| {
+            let n_classes = sets.train.n_bias_classes[a];
+            match init {
+                ProbeInit::Fresh { seed } => Probe::new(
+                    arch.feature_dim(),
+                    n_classes,
+                    probe_cfg,
+                    sub_seed(*seed, &format!("probe-init-{a}")),
+                    device,
+                ),
+                ProbeInit::From(maps) => {
+                    Probe::from_params(&maps[a], arch.feature_dim(), n_classes, probe_cfg, device)
+                }
             }
-        };
-        probe_epochs.push(probe.fit(
-            &train.features,
-            bias,
-            sub_seed(seed, &format!("probe-order-{a}")),
-        )?);
-        probes.push(probe);
-    }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // The first attribute's order stream, so that one-attribute runs keep their numbers.
+    let epochs = fit_heads(
+        &mut probes,
+        &train.features,
+        &train.biases,
+        sub_seed(seed, "probe-order-0"),
+    )?;
     let val = scores(
         &encode(&model, sets.val, device)?,
         &probes,
@@ -149,12 +175,14 @@ pub fn evaluate_params(
         &probes,
         probe_cfg.batch_size,
     )?;
+    let chance = 1.0 / sets.val.n_classes as f64;
     Ok(Evaluation {
         report: MaskReport {
+            collapsed: (val.task_acc - chance).abs() <= COLLAPSE_MARGIN,
             val,
             test,
             sparsity: None,
-            probe_epochs,
+            probe_epochs: vec![epochs; probes.len()],
         },
         probes,
     })

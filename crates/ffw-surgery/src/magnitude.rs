@@ -6,12 +6,12 @@ use std::collections::HashMap;
 
 use candle_core::{Device, Tensor, Var};
 use ffw_nn::gate::{GateSet, GatedLayer};
-use ffw_nn::{Arch, Variant};
+use ffw_nn::{ModelSpec, Variant};
 
 use crate::error::{Result, SurgeryError};
 
 pub fn magnitude_mask(
-    arch: &Arch,
+    arch: &dyn ModelSpec,
     base: &HashMap<String, Tensor>,
     sparsity: f64,
     device: &Device,
@@ -21,10 +21,10 @@ pub fn magnitude_mask(
             "magnitude sparsity must be in [0, 1], got {sparsity}"
         )));
     }
-    let names = arch.gated_layers();
-    let mut weights = Vec::with_capacity(names.len());
-    for name in &names {
-        let key = format!("{name}.weight");
+    let specs = arch.gated_layers();
+    let mut weights = Vec::with_capacity(specs.len());
+    for spec in &specs {
+        let key = format!("{}.weight", spec.name);
         let w = base
             .get(&key)
             .ok_or_else(|| SurgeryError::Config(format!("parameters have no tensor {key}")))?;
@@ -43,12 +43,13 @@ pub fn magnitude_mask(
     for &(_, l, i) in &order[..n_prune] {
         keep[l][i] = -1.0;
     }
-    let layers = names
+    let layers = specs
         .into_iter()
         .zip(weights.iter().zip(keep))
-        .map(|(name, ((dims, _), m))| {
+        .map(|(spec, ((dims, _), m))| {
             Ok(GatedLayer {
-                name,
+                name: spec.name,
+                norm: spec.norm,
                 m: Var::from_tensor(&Tensor::from_vec(m, dims.as_slice(), device)?)?,
                 weights_per_gate: 1,
             })
@@ -63,14 +64,15 @@ pub fn magnitude_mask(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ffw_nn::Arch;
     use ffw_nn::GateMode;
 
     fn mlp_params() -> (Arch, HashMap<String, Tensor>) {
-        let arch = Arch::Mlp {
+        let arch = Arch::Mlp(ffw_nn::MlpSpec {
             input: 3,
             hidden: vec![2],
             n_classes: 2,
-        };
+        });
         let d = Device::Cpu;
         let t = |v: &[f32], s: &[usize]| Tensor::from_slice(v, s, &d).unwrap();
         let mut p = HashMap::new();
@@ -88,7 +90,14 @@ mod tests {
     #[test]
     fn prunes_the_globally_smallest_weights() {
         let (arch, base) = mlp_params();
-        assert_eq!(arch.gated_layers(), ["fc1", "fc"], "fixture names");
+        assert_eq!(
+            arch.gated_layers()
+                .iter()
+                .map(|l| l.name.as_str())
+                .collect::<Vec<_>>(),
+            ["fc1", "fc"],
+            "fixture names"
+        );
         let mask = magnitude_mask(&arch, &base, 0.4, &Device::Cpu).unwrap();
         let s = mask.sparsity().unwrap();
         assert_eq!(s.global, 0.4);

@@ -86,38 +86,6 @@ impl Probe {
         Ok(loss.to_scalar::<f32>()?)
     }
 
-    /// Trains to plateau on fixed features; returns the number of epochs run.
-    pub fn fit(&mut self, features: &Tensor, labels: &Tensor, seed: u64) -> Result<usize> {
-        let n = labels.dim(0)?;
-        let mut plateau = Plateau::new(self.cfg.threshold, self.cfg.patience);
-        for epoch in 0..self.cfg.max_epochs {
-            let order = epoch_order(n, seed, epoch as u64);
-            let mut total = 0.0f64;
-            let mut batches = 0usize;
-            for chunk in order.chunks(self.cfg.batch_size) {
-                let idx = Tensor::from_iter(chunk.iter().map(|&i| i as u32), features.device())?;
-                total += self.step(
-                    &features.index_select(&idx, 0)?,
-                    &labels.index_select(&idx, 0)?,
-                )? as f64;
-                batches += 1;
-            }
-            let mean = total / batches.max(1) as f64;
-            if !mean.is_finite() {
-                return Err(SurgeryError::NonFinite {
-                    phase: "probe",
-                    what: "loss",
-                    epoch,
-                    value: mean,
-                });
-            }
-            if plateau.observe(mean) {
-                return Ok(epoch + 1);
-            }
-        }
-        Ok(self.cfg.max_epochs)
-    }
-
     pub fn accuracy(&self, features: &Tensor, labels: &Tensor) -> Result<f64> {
         accuracy(&self.logits(features)?, labels)
     }
@@ -146,12 +114,67 @@ impl Probe {
     }
 }
 
+/// Trains every head on fixed features to plateau, together (PROTOCOL §3): each epoch visits
+/// the samples in one seeded order, every head stepping on every minibatch, and all stop on
+/// the plateau of the mean of their epoch losses. `labels[a]` are head `a`'s targets. Returns
+/// the number of epochs run.
+pub fn fit_heads(
+    probes: &mut [Probe],
+    features: &Tensor,
+    labels: &[Tensor],
+    seed: u64,
+) -> Result<usize> {
+    let Some(cfg) = probes.first().map(|p| p.cfg.clone()) else {
+        return Ok(0);
+    };
+    let n = features.dim(0)?;
+    train_to_plateau(&cfg, |epoch| {
+        let mut totals = vec![0.0f64; probes.len()];
+        let mut batches = 0usize;
+        for chunk in epoch_order(n, seed, epoch as u64).chunks(cfg.batch_size) {
+            let idx = Tensor::from_iter(chunk.iter().map(|&i| i as u32), features.device())?;
+            let x = features.index_select(&idx, 0)?;
+            for ((probe, y), total) in probes.iter_mut().zip(labels).zip(&mut totals) {
+                *total += probe.step(&x, &y.index_select(&idx, 0)?)? as f64;
+            }
+            batches += 1;
+        }
+        Ok(totals.iter().map(|t| t / batches.max(1) as f64).collect())
+    })
+}
+
+/// Runs `epoch` (which returns each head's epoch-mean loss) until the mean over heads has not
+/// improved by the relative `cfg.threshold` for more than `cfg.patience` epochs, or for
+/// `cfg.max_epochs`; returns the number of epochs run.
+pub fn train_to_plateau(
+    cfg: &ProbeConfig,
+    mut epoch: impl FnMut(usize) -> Result<Vec<f64>>,
+) -> Result<usize> {
+    let mut plateau = Plateau::new(cfg.threshold, cfg.patience);
+    for e in 0..cfg.max_epochs {
+        let losses = epoch(e)?;
+        let mean = losses.iter().sum::<f64>() / losses.len().max(1) as f64;
+        if !mean.is_finite() {
+            return Err(SurgeryError::NonFinite {
+                phase: "probe",
+                what: "loss".into(),
+                epoch: e,
+                value: mean,
+            });
+        }
+        if plateau.observe(mean) {
+            return Ok(e + 1);
+        }
+    }
+    Ok(cfg.max_epochs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::encode::encode;
     use ffw_data::Dataset;
-    use ffw_nn::{Arch, ParamStore};
+    use ffw_nn::{Arch, ModelSpec, ParamStore};
 
     /// Training the probe on features computed once equals training it on features recomputed
     /// by a forward pass per batch (what a naive implementation does every probe epoch).
@@ -168,11 +191,12 @@ mod tests {
             n_classes: 10,
             biases: vec![(0..n).map(|i| ((i / 3) % 10) as u32).collect()],
             n_bias_classes: vec![10],
+            aligned: vec![(0..10).collect()],
         };
-        let arch = Arch::SimpleConvNet {
+        let arch = Arch::SimpleConvNet(ffw_nn::SimpleConvNetSpec {
             kernel: 3,
             n_classes: 10,
-        };
+        });
         let store = ParamStore::new(1, &device);
         let model = arch.build(store.var_builder()).unwrap();
         // Enough patience that both run exactly `max_epochs` epochs.
@@ -185,7 +209,13 @@ mod tests {
 
         let mut cached = Probe::new(128, 10, &cfg, 5, &device).unwrap();
         let enc = encode(&model, &data, &device).unwrap();
-        cached.fit(&enc.features, &enc.biases[0], 9).unwrap();
+        fit_heads(
+            std::slice::from_mut(&mut cached),
+            &enc.features,
+            &enc.biases,
+            9,
+        )
+        .unwrap();
 
         let mut naive = Probe::new(128, 10, &cfg, 5, &device).unwrap();
         for epoch in 0..cfg.max_epochs {
@@ -206,5 +236,41 @@ mod tests {
                 .unwrap();
             assert!(d < 1e-6, "{name} differs by {d}");
         }
+    }
+
+    /// Two heads stop together when the *mean* of their losses plateaus: not when the first
+    /// of them would (a, b) nor when the last would (x, y).
+    #[test]
+    fn several_heads_stop_on_the_plateau_of_their_mean_loss() {
+        let cfg = ProbeConfig {
+            threshold: 0.1,
+            patience: 1,
+            max_epochs: 50,
+            ..Default::default()
+        };
+        let run = |heads: &[&dyn Fn(usize) -> f64]| {
+            train_to_plateau(&cfg, |e| Ok(heads.iter().map(|h| h(e)).collect())).unwrap()
+        };
+        // a: best 0.5 at epoch 1, bad epochs 2 and 3 (> patience 1): stops after 4.
+        let a = |e: usize| if e == 0 { 1.0 } else { 0.5 };
+        // b: 30% better each epoch until 0.24 at epoch 4, bad 5 and 6: stops after 7.
+        let b = |e: usize| [1.0, 0.7, 0.49, 0.343, 0.24][e.min(4)];
+        assert_eq!(run(&[&a]), 4);
+        assert_eq!(run(&[&b]), 7);
+        // Mean 1.0, 0.6, 0.495, 0.4215, 0.37, 0.37, ...: > 10% better until epoch 4.
+        assert_eq!(run(&[&a, &b]), 7);
+        // x halves forever (alone it runs every epoch); y is a, ten times larger: the mean
+        // follows y and stops after 4.
+        let x = |e: usize| 0.01 * 0.5f64.powi(e as i32);
+        let y = |e: usize| 10.0 * a(e);
+        assert_eq!(run(&[&x]), 50);
+        assert_eq!(run(&[&x, &y]), 4);
+    }
+
+    #[test]
+    fn a_non_finite_mean_loss_is_an_error() {
+        let cfg = ProbeConfig::default();
+        let err = train_to_plateau(&cfg, |_| Ok(vec![0.5, f64::NAN])).unwrap_err();
+        assert!(err.to_string().contains("non-finite loss"), "{err}");
     }
 }

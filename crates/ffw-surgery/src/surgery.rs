@@ -1,22 +1,25 @@
 //! The FFW loop (PROTOCOL §3–§4): learn gates on the frozen vanilla parameters against
 //! `α·CE + λ·mean(MI)`, refine the privacy heads every epoch, cool the temperature on MI
-//! plateaus, and keep the hard mask with the lowest validation bias accuracy.
+//! plateaus (re-fitting the heads at each new temperature), and keep the hard mask with the
+//! lowest validation bias accuracy.
 use std::collections::HashMap;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use ffw_data::dataset::epoch_order;
-use ffw_data::Batch;
-use ffw_nn::{Arch, GateMode, GateSet};
+use ffw_data::{Batch, Dataset};
+use ffw_nn::{GateMode, GateSet, Model, ModelSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::config::FfwConfig;
 use crate::encode::encode;
 use crate::error::{Result, SurgeryError};
-use crate::evaluate::{evaluate_params, frozen_model, model_from, MaskReport, UnbiasedSets};
+use crate::evaluate::{
+    evaluate_params, frozen_model, model_from, scores, MaskReport, SplitScores, UnbiasedSets,
+};
 use crate::mi::mutual_information;
 use crate::optim::{Adam, Optimizer};
-use crate::probe::{Probe, ProbeInit};
+use crate::probe::{fit_heads, Probe, ProbeInit};
 use crate::progress;
 use crate::seeds::sub_seed;
 
@@ -29,6 +32,19 @@ pub struct FfwEpoch {
     pub val_mi: f64,
     pub sparsity: f64,
     pub secs: f64,
+    /// Epochs the privacy heads took to plateau on this epoch's gated model.
+    #[serde(default)]
+    pub probe_epochs: usize,
+    /// Where this epoch lowered the temperature without stopping the run: the epochs the
+    /// heads took to plateau again on the model at the new temperature.
+    #[serde(default)]
+    pub refit_probe_epochs: Option<usize>,
+    /// The soft (gated) model at this epoch's temperature with the refined heads, on
+    /// unbiased val and test: recorded to follow a run's dynamics, never used for a choice.
+    #[serde(default)]
+    pub soft_val: Option<SplitScores>,
+    #[serde(default)]
+    pub soft_test: Option<SplitScores>,
 }
 
 /// Evaluation of the hard mask taken when the temperature changed.
@@ -45,48 +61,140 @@ pub struct FfwOutcome {
     pub checkpoints: Vec<Checkpoint>,
     /// Epoch and gates of the lowest-validation-bias-accuracy intermediate mask.
     pub best: Option<(usize, GateSet)>,
+    /// The privacy heads at the end: what the gates were last trained against.
+    pub heads: Vec<HashMap<String, Tensor>>,
 }
 
-/// One minibatch of FFW (PROTOCOL §3): backward `α·CE + λ·mean(MI)` into the gates, one
-/// step of every privacy head on its own loss over the detached features, one gate step.
-/// Returns the batch's (CE, mean MI).
-#[allow(clippy::too_many_arguments)]
-pub fn gate_step(
-    arch: &Arch,
-    base: &HashMap<String, Tensor>,
-    gates: &GateSet,
-    mode: GateMode,
-    probes: &mut [Probe],
-    gate_opt: &mut Adam,
-    b: &Batch,
-    cfg: &FfwConfig,
-    device: &Device,
-) -> Result<(f64, f64)> {
-    let model = model_from(arch, &gates.effective_params(base, mode)?, device)?;
-    let features = model.features(&b.x, false)?;
-    let ce = candle_nn::loss::cross_entropy(&model.head(&features)?, &b.y)?;
-    let mut mi_terms = Vec::with_capacity(probes.len());
-    for (probe, bias) in probes.iter().zip(&b.biases) {
-        let p = candle_nn::ops::softmax_last_dim(&probe.logits(&features)?)?;
-        mi_terms.push(mutual_information(&p, bias)?);
+/// What FFW trains on the frozen vanilla parameters: the gates, their optimiser, and the
+/// privacy heads (one per bias attribute).
+pub struct Surgery<'a> {
+    arch: &'a dyn ModelSpec,
+    base: &'a HashMap<String, Tensor>,
+    cfg: &'a FfwConfig,
+    device: &'a Device,
+    pub gates: GateSet,
+    gate_opt: Adam,
+    probes: Vec<Probe>,
+}
+
+impl<'a> Surgery<'a> {
+    /// Gates at 0 (the vanilla model) and the given heads.
+    pub fn new(
+        arch: &'a dyn ModelSpec,
+        base: &'a HashMap<String, Tensor>,
+        cfg: &'a FfwConfig,
+        probes: Vec<Probe>,
+        device: &'a Device,
+    ) -> Result<Self> {
+        let gates = GateSet::zeros(arch, base, cfg.variant, cfg.gate_head, device)?;
+        let gate_opt = Adam::new(gates.vars(), cfg.lr, cfg.weight_decay);
+        Ok(Self {
+            arch,
+            base,
+            cfg,
+            device,
+            gates,
+            gate_opt,
+            probes,
+        })
     }
-    let mi = (Tensor::stack(&mi_terms, 0)?.sum_all()? / probes.len() as f64)?;
-    let objective = ((&ce * cfg.alpha)? + (&mi * cfg.lambda)?)?;
-    // Only the gate gradients of this backward are used; the heads learn from their own
-    // loss on detached features.
-    let grads = objective.backward()?;
-    let detached = features.detach();
-    for (probe, bias) in probes.iter_mut().zip(&b.biases) {
-        probe.step(&detached, bias)?;
+
+    /// One minibatch (PROTOCOL §3): backward `α·CE + λ·mean(MI)` into the gates, one step of
+    /// every privacy head on its own loss over the detached features, one gate step.
+    /// Returns the batch's (CE, mean MI).
+    pub fn gate_step(&mut self, b: &Batch, mode: GateMode) -> Result<(f64, f64)> {
+        let model = model_from(
+            self.arch,
+            &self.gates.effective_params(self.base, mode)?,
+            self.device,
+        )?;
+        let features = model.features(&b.x, false)?;
+        let ce = candle_nn::loss::cross_entropy(&model.head(&features)?, &b.y)?;
+        let mut mi_terms = Vec::with_capacity(self.probes.len());
+        for (probe, bias) in self.probes.iter().zip(&b.biases) {
+            let p = candle_nn::ops::softmax_last_dim(&probe.logits(&features)?)?;
+            mi_terms.push(mutual_information(&p, bias)?);
+        }
+        let mi = (Tensor::stack(&mi_terms, 0)?.sum_all()? / self.probes.len() as f64)?;
+        let objective = ((&ce * self.cfg.alpha)? + (&mi * self.cfg.lambda)?)?;
+        // Only the gate gradients of this backward are used; the heads learn from their
+        // own loss on detached features.
+        let grads = objective.backward()?;
+        let detached = features.detach();
+        for (probe, bias) in self.probes.iter_mut().zip(&b.biases) {
+            probe.step(&detached, bias)?;
+        }
+        self.gate_opt.step(&grads)?;
+        Ok((ce.to_scalar::<f32>()? as f64, mi.to_scalar::<f32>()? as f64))
     }
-    gate_opt.step(&grads)?;
-    Ok((ce.to_scalar::<f32>()? as f64, mi.to_scalar::<f32>()? as f64))
+
+    /// One epoch of gate steps over `train` in a seeded order; the epoch-mean (CE, MI).
+    /// Fails on a non-finite objective or gate, naming the gated layer.
+    fn gate_epoch(
+        &mut self,
+        train: &Dataset,
+        order_seed: u64,
+        epoch: usize,
+        mode: GateMode,
+    ) -> Result<(f64, f64)> {
+        let (mut ce_sum, mut mi_sum, mut batches) = (0.0f64, 0.0f64, 0usize);
+        for chunk in epoch_order(train.len(), order_seed, epoch as u64).chunks(self.cfg.batch_size)
+        {
+            if chunk.len() < 2 {
+                continue; // MI is undefined on a single sample.
+            }
+            let (ce, mi) = self.gate_step(&train.batch(chunk, self.device)?, mode)?;
+            ce_sum += ce;
+            mi_sum += mi;
+            batches += 1;
+        }
+        let n = batches.max(1) as f64;
+        let (ce, mi) = (ce_sum / n, mi_sum / n);
+        let non_finite = |what: String, value: f64| SurgeryError::NonFinite {
+            phase: "ffw",
+            what,
+            epoch: epoch + 1,
+            value,
+        };
+        if !ce.is_finite() || !mi.is_finite() {
+            return Err(non_finite("objective".into(), ce + mi));
+        }
+        for layer in &self.gates.layers {
+            let sum = layer.m.as_tensor().sum_all()?.to_scalar::<f32>()? as f64;
+            if !sum.is_finite() {
+                return Err(non_finite(format!("gates of {}", layer.name), sum));
+            }
+        }
+        Ok((ce, mi))
+    }
+
+    /// Trains the heads to plateau on the (fixed) gated model at `mode`; returns the epochs
+    /// it took and that model, for scoring.
+    fn fit_heads(&mut self, train: &Dataset, mode: GateMode, seed: u64) -> Result<(usize, Model)> {
+        let model = frozen_model(
+            self.arch,
+            &self.gates.effective_params(self.base, mode)?,
+            self.device,
+        )?;
+        let enc = encode(&model, train, self.device)?;
+        let epochs = fit_heads(&mut self.probes, &enc.features, &enc.biases, seed)?;
+        Ok((epochs, model))
+    }
+
+    /// `model` with the current heads on `data` (MI over minibatches of the FFW batch size).
+    fn scores(&self, model: &Model, data: &Dataset) -> Result<SplitScores> {
+        scores(
+            &encode(model, data, self.device)?,
+            &self.probes,
+            self.cfg.batch_size,
+        )
+    }
 }
 
 /// Runs FFW from `base` (the frozen vanilla parameters). `vanilla_probes` are the privacy
 /// heads trained to plateau on the vanilla model, one per bias attribute.
 pub fn run_ffw(
-    arch: &Arch,
+    arch: &dyn ModelSpec,
     base: &HashMap<String, Tensor>,
     sets: &UnbiasedSets,
     cfg: &FfwConfig,
@@ -94,20 +202,12 @@ pub fn run_ffw(
     seed: u64,
     device: &Device,
 ) -> Result<FfwOutcome> {
-    let gates = GateSet::zeros(arch, base, cfg.variant, cfg.gate_head, device)?;
-    let mut gate_opt = Adam::new(gates.vars(), cfg.lr, cfg.weight_decay);
-    let n_attrs = sets.train.biases.len();
-    let mut probes = (0..n_attrs)
-        .map(|a| {
-            Probe::from_params(
-                &vanilla_probes[a],
-                arch.feature_dim(),
-                sets.train.n_bias_classes[a],
-                &cfg.probe,
-                device,
-            )
-        })
+    let probes = vanilla_probes
+        .iter()
+        .zip(&sets.train.n_bias_classes)
+        .map(|(params, &n)| Probe::from_params(params, arch.feature_dim(), n, &cfg.probe, device))
         .collect::<Result<Vec<_>>>()?;
+    let mut surgery = Surgery::new(arch, base, cfg, probes, device)?;
     let mut temperature = crate::schedule::Temperature::new(
         cfg.temperature_factor,
         cfg.temperature_patience,
@@ -121,68 +221,80 @@ pub fn run_ffw(
 
     for epoch in 0..cfg.max_epochs {
         let start = Instant::now();
-        let mode = GateMode::Soft {
-            temperature: temperature.value,
-        };
-        let (mut ce_sum, mut mi_sum, mut batches) = (0.0f64, 0.0f64, 0usize);
-        for chunk in epoch_order(sets.train.len(), order_seed, epoch as u64).chunks(cfg.batch_size)
-        {
-            if chunk.len() < 2 {
-                continue; // MI is undefined on a single sample.
-            }
-            let b = sets.train.batch(chunk, device)?;
-            let (ce, mi) = gate_step(
-                arch,
-                base,
-                &gates,
-                mode,
-                &mut probes,
-                &mut gate_opt,
-                &b,
-                cfg,
-                device,
-            )?;
-            ce_sum += ce;
-            mi_sum += mi;
-            batches += 1;
-        }
-        let (train_ce, train_mi) = (
-            ce_sum / batches.max(1) as f64,
-            mi_sum / batches.max(1) as f64,
-        );
-        if !train_ce.is_finite() || !train_mi.is_finite() {
-            pb.abandon();
-            return Err(SurgeryError::NonFinite {
-                phase: "ffw",
-                what: "objective",
-                epoch,
-                value: train_ce + train_mi,
-            });
-        }
+        let soft = |t: f64| GateMode::Soft { temperature: t };
+        let epoch_temperature = temperature.value;
+        let (train_ce, train_mi) =
+            surgery.gate_epoch(sets.train, order_seed, epoch, soft(epoch_temperature))?;
 
         // Refine the heads to plateau on the current gated encoder, then watch validation MI.
-        let model = frozen_model(arch, &gates.effective_params(base, mode)?, device)?;
-        let train_enc = encode(&model, sets.train, device)?;
-        let val_enc = encode(&model, sets.val, device)?;
-        let mut val_mi = 0.0;
-        for (a, probe) in probes.iter_mut().enumerate() {
-            probe.fit(
-                &train_enc.features,
-                &train_enc.biases[a],
-                sub_seed(seed, &format!("refine-{epoch}-{a}")),
-            )?;
-            val_mi += probe.mean_mi(&val_enc.features, &val_enc.biases[a], cfg.batch_size)?;
+        let (probe_epochs, model) = surgery.fit_heads(
+            sets.train,
+            soft(epoch_temperature),
+            sub_seed(seed, &format!("refine-{epoch}")),
+        )?;
+        let soft_val = surgery.scores(&model, sets.val)?;
+        let soft_test = surgery.scores(&model, sets.test)?;
+        let val_mi = soft_val.mi.iter().sum::<f64>() / soft_val.mi.len().max(1) as f64;
+        let sparsity = surgery.gates.sparsity()?.global;
+        let mut refit_probe_epochs = None;
+        let mut stop = false;
+
+        if temperature.step(val_mi) {
+            let mut report = evaluate_params(
+                arch,
+                &surgery.gates.effective_params(base, GateMode::Hard)?,
+                sets,
+                &cfg.probe,
+                &ProbeInit::From(vanilla_probes.to_vec()),
+                sub_seed(seed, &format!("checkpoint-{epoch}")),
+                device,
+            )?
+            .report;
+            report.sparsity = Some(surgery.gates.sparsity()?);
+            let score = report.val_bias_acc();
+            if best.as_ref().is_none_or(|(_, _, s)| score < *s) {
+                best = Some((epoch + 1, surgery.gates.snapshot()?, score));
+            }
+            tracing::info!(
+                epoch = epoch + 1,
+                temperature = temperature.value,
+                val_bias_acc = score,
+                collapsed = report.collapsed,
+                "temperature lowered"
+            );
+            checkpoints.push(Checkpoint {
+                epoch: epoch + 1,
+                new_temperature: temperature.value,
+                report,
+            });
+            stop = temperature.value < cfg.min_temperature;
+            if !stop {
+                // The heads were fitted to the features at the old temperature: fit them
+                // again at the new one before the next gate epoch (PROTOCOL §4).
+                refit_probe_epochs = Some(
+                    surgery
+                        .fit_heads(
+                            sets.train,
+                            soft(temperature.value),
+                            sub_seed(seed, &format!("refit-{epoch}")),
+                        )?
+                        .0,
+                );
+            }
         }
-        val_mi /= n_attrs as f64;
-        let sparsity = gates.sparsity()?.global;
+
         let record = FfwEpoch {
             epoch: epoch + 1,
-            temperature: temperature.value,
+            temperature: epoch_temperature,
             train_ce,
             train_mi,
             val_mi,
             sparsity,
             secs: start.elapsed().as_secs_f64(),
+            probe_epochs,
+            refit_probe_epochs,
+            soft_val: Some(soft_val),
+            soft_test: Some(soft_test),
         };
         tracing::info!(
             epoch = record.epoch,
@@ -191,6 +303,8 @@ pub fn run_ffw(
             train_mi = record.train_mi,
             val_mi = record.val_mi,
             sparsity = record.sparsity,
+            probe_epochs = record.probe_epochs,
+            refit_probe_epochs = ?record.refit_probe_epochs,
             "ffw epoch"
         );
         history.push(record);
@@ -199,42 +313,18 @@ pub fn run_ffw(
             temperature.value, val_mi, sparsity
         ));
         pb.inc(1);
-
-        if temperature.step(val_mi) {
-            let mut report = evaluate_params(
-                arch,
-                &gates.effective_params(base, GateMode::Hard)?,
-                sets,
-                &cfg.probe,
-                &ProbeInit::From(vanilla_probes.to_vec()),
-                sub_seed(seed, &format!("checkpoint-{epoch}")),
-                device,
-            )?
-            .report;
-            report.sparsity = Some(gates.sparsity()?);
-            let score = report.val_bias_acc();
-            if best.as_ref().is_none_or(|(_, _, s)| score < *s) {
-                best = Some((epoch + 1, gates.snapshot()?, score));
-            }
-            tracing::info!(
-                epoch = epoch + 1,
-                temperature = temperature.value,
-                val_bias_acc = score,
-                "temperature lowered"
-            );
-            checkpoints.push(Checkpoint {
-                epoch: epoch + 1,
-                new_temperature: temperature.value,
-                report,
-            });
-            if temperature.value < cfg.min_temperature {
-                break;
-            }
+        if stop {
+            break;
         }
     }
     pb.finish_and_clear();
     Ok(FfwOutcome {
-        gates,
+        heads: surgery
+            .probes
+            .iter()
+            .map(Probe::params)
+            .collect::<Result<_>>()?,
+        gates: surgery.gates,
         history,
         checkpoints,
         best: best.map(|(e, g, _)| (e, g)),

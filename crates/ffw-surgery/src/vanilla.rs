@@ -5,7 +5,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use ffw_data::dataset::epoch_order;
 use ffw_data::{Batch, Dataset};
-use ffw_nn::{Arch, Model, ParamStore};
+use ffw_nn::{Model, ModelSpec, ParamStore};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{OptimizerConfig, VanillaConfig};
@@ -56,7 +56,7 @@ pub fn train_step(model: &Model, opt: &mut dyn Optimizer, b: &Batch) -> Result<(
 /// Trains from a seeded initialisation; `monitor`, if given, is scored after every epoch so
 /// the history shows when the model starts to learn more than the shortcut.
 pub fn train_vanilla(
-    arch: &Arch,
+    arch: &dyn ModelSpec,
     train: &Dataset,
     monitor: Option<&Dataset>,
     cfg: &VanillaConfig,
@@ -97,7 +97,7 @@ pub fn train_vanilla(
             pb.abandon();
             return Err(SurgeryError::NonFinite {
                 phase: "vanilla",
-                what: "loss",
+                what: "loss".into(),
                 epoch,
                 value: loss,
             });

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use ffw_data::biased_mnist::BiasedMnistConfig;
-use ffw_nn::{Arch, Variant};
+use ffw_nn::{Arch, ModelSpec, Variant};
 use ffw_surgery::{FfwConfig, VanillaConfig};
 use serde::{Deserialize, Serialize};
 
@@ -344,10 +344,10 @@ impl RunConfig {
     }
 
     pub fn arch(&self) -> Arch {
-        Arch::SimpleConvNet {
+        Arch::SimpleConvNet(ffw_nn::SimpleConvNetSpec {
             kernel: self.model.kernel,
             n_classes: ffw_data::mnist::N_CLASSES,
-        }
+        })
     }
 
     pub fn validate(&self) -> Result<()> {

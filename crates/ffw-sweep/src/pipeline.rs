@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use ffw_data::biased_mnist::{build_splits, BiasedMnistSplits};
+use ffw_data::biased_mnist::build_splits;
+use ffw_data::Splits;
 use ffw_nn::gate::GateSet;
 use ffw_nn::params::load_tensors;
 use ffw_nn::{GateMode, Variant};
@@ -67,13 +68,13 @@ pub struct MagnitudeResult {
 
 /// The Biased MNIST splits of a data config; `seed` is the vanilla job's, so every job built
 /// on one vanilla model sees the same images.
-pub fn load_splits(data: &DataConfig, seed: u64) -> Result<BiasedMnistSplits> {
+pub fn load_splits(data: &DataConfig, seed: u64) -> Result<Splits> {
     let (dir, cfg) = data.biased_mnist();
     let mnist = ffw_data::mnist::load_dir(&dir)?;
     Ok(build_splits(&mnist, &cfg, sub_seed(seed, "data"))?)
 }
 
-fn sets(splits: &BiasedMnistSplits) -> UnbiasedSets<'_> {
+fn sets(splits: &Splits) -> UnbiasedSets<'_> {
     UnbiasedSets {
         train: &splits.unbiased_train,
         val: &splits.unbiased_val,
@@ -147,7 +148,7 @@ pub fn vanilla_artifacts_unusable(spec: &VanillaSpec, dir: &Path) -> Option<Stri
 fn score_vanilla(
     spec: &VanillaSpec,
     params: &HashMap<String, Tensor>,
-    splits: &BiasedMnistSplits,
+    splits: &Splits,
     seed: u64,
     probes: &Path,
     device: &Device,
