@@ -1,6 +1,7 @@
 //! End-to-end tests of `ffw sweep` on generated MNIST-format data: every job done exactly once
 //! with the vanilla checkpoint shared, identical results on 1 and 3 MPI ranks, resume after
-//! SIGKILL, failures recorded and retried, bad configs rejected before any work.
+//! SIGKILL and SIGTERM, one sweep per directory, failures recorded and retried, damaged results and
+//! checkpoints rerun, a damaged journal read past, bad configs rejected before any work.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -97,6 +98,7 @@ fn every_job_runs_once_sharing_the_vanilla_checkpoint_and_a_rerun_does_nothing()
     let f = fixture();
     let out = f.root.join("out");
     let (jobs, totals) = listing(&f.cfg, &out);
+    assert!(!out.exists(), "--dry-run created the output directory");
     assert_eq!(jobs.len(), 6);
     assert_eq!(
         totals,
@@ -150,15 +152,19 @@ fn a_sweep_killed_midway_resumes_to_the_uninterrupted_results() {
         .map(|(id, _)| id)
         .collect();
 
+    let log = f.root.join("cut.log");
     let mut child = ffw()
         .args([
             "sweep",
             f.cfg.to_str().unwrap(),
             "--output",
             cut.to_str().unwrap(),
+            "--status-secs",
+            "1",
         ])
+        .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let t = Instant::now();
@@ -174,8 +180,34 @@ fn a_sweep_killed_midway_resumes_to_the_uninterrupted_results() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // `ffw status` shows the running sweep: its counts, running job, ranks and holder.
+    let status = ffw()
+        .args(["status", cut.to_str().unwrap()])
+        .output()
+        .unwrap();
+    ok(&status);
+    let text = String::from_utf8_lossy(&status.stdout);
+    for needle in [
+        "/6 done, 1 running",
+        "running on rank 0 for",
+        "rank 0: last started",
+        &format!("lock: pid {} on host", child.id()),
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    // A second sweep on the same directory is refused, naming the running one.
+    let second = sweep(&f.cfg, &cut, &[]);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pid {} on host", child.id())),
+        "{stderr}"
+    );
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("sweep status: "), "{logged}");
+    // Its lock is stale now: the rerun below takes it over.
     let (_, totals) = listing(&f.cfg, &cut);
     assert!(
         !totals.starts_with("6 jobs: 6 done"),
@@ -240,6 +272,7 @@ fn a_failing_job_is_recorded_retried_and_its_dependants_skipped() {
 fn bad_configs_are_rejected_before_any_work() {
     let f = fixture();
     let base = config(&f.root.join("mnist"));
+    write_mnist(&f.root.join("empty-mnist"), 300, 0);
     for (name, text, needle) in [
         (
             "dataset",
@@ -256,6 +289,24 @@ fn bad_configs_are_rejected_before_any_work() {
             base.replace("lambda = [2.0, 10.0]", "lambda = [-2.0]"),
             "sweep.lambda",
         ),
+        (
+            "probe",
+            base.replace(
+                "[ffw.probe]\nmax_epochs = 3",
+                "[ffw.probe]\nmax_epochs = \"3\"",
+            ),
+            "ffw.probe.max_epochs (line 21)",
+        ),
+        (
+            "empty",
+            config(&f.root.join("empty-mnist")),
+            "t10k-images-idx3-ubyte.gz: holds no images",
+        ),
+        (
+            "finite",
+            base.replace("[ffw]\n", "[ffw]\nlr = inf\n"),
+            "ffw.lr: must be finite and > 0, got inf",
+        ),
     ] {
         let cfg = f.root.join(format!("{name}.toml"));
         std::fs::write(&cfg, text).unwrap();
@@ -271,7 +322,8 @@ fn bad_configs_are_rejected_before_any_work() {
     }
 }
 
-/// Under `mpirun -np 3`: a coordinator and two workers produce exactly the single-rank results.
+/// Under `mpirun -np 3`: a coordinator and two workers produce exactly the single-rank results,
+/// each rank on its share of the cores.
 #[cfg(feature = "mpi")]
 #[test]
 fn three_mpi_ranks_reproduce_the_single_rank_sweep() {
@@ -289,15 +341,26 @@ fn three_mpi_ranks_reproduce_the_single_rank_sweep() {
             "-np",
             "3",
             env!("CARGO_BIN_EXE_ffw"),
-            "--threads",
-            "1",
             "sweep",
         ])
         .args([f.cfg.to_str().unwrap(), "--output", multi.to_str().unwrap()])
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "info")
+        .env_remove("RAYON_NUM_THREADS")
         .output()
         .unwrap();
     ok(&o);
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let share = format!("threads={}", (cores / 3).max(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let ready: Vec<_> = stderr
+        .lines()
+        .filter(|l| l.contains("rank ready"))
+        .collect();
+    assert_eq!(ready.len(), 3, "{stderr}");
+    assert!(
+        ready.iter().all(|l| l.contains(&share)),
+        "{share}: {ready:?}"
+    );
     let ids: Vec<String> = listing(&f.cfg, &single)
         .0
         .into_iter()
@@ -406,4 +469,167 @@ fn studies_run_checkpoint_and_magnitude_jobs_and_record_their_members() {
         std::fs::read_to_string(report.join("index.md")).unwrap(),
         index
     );
+}
+
+#[test]
+fn a_journal_with_a_bad_byte_and_a_torn_line_resumes_keeping_every_event() {
+    let f = fixture();
+    let out = f.root.join("out");
+    ok(&sweep(&f.cfg, &out, &[]));
+    let ids: Vec<String> = listing(&f.cfg, &out)
+        .0
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let journal = out.join("journal.jsonl");
+    let mut bytes = std::fs::read(&journal).unwrap();
+    let lines = bytes.iter().filter(|&&b| b == b'\n').count();
+    bytes.extend_from_slice(b"{\"job\": \"\xff\"}\n{\"time\": 17, \"job\": \"");
+    std::fs::write(&journal, bytes).unwrap();
+    let last = &ids[ids.len() - 1];
+    std::fs::remove_file(out.join("jobs").join(last).join("result.json")).unwrap();
+    let o = sweep(&f.cfg, &out, &[]);
+    ok(&o);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("skipped 2 unreadable line(s)"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Every earlier event, and the rerun's own two, are read back.
+    assert_eq!(events(&out).len(), lines + 2);
+    assert_eq!(count(&out, last, "started"), 2);
+    assert_eq!(count(&out, last, "finished"), 2);
+    assert!(listing(&f.cfg, &out).1.starts_with("6 jobs: 6 done"));
+}
+
+#[test]
+fn damaged_results_and_checkpoints_are_rerun_to_the_same_numbers() {
+    let f = fixture();
+    let out = f.root.join("out");
+    ok(&sweep(&f.cfg, &out, &[]));
+    let jobs = listing(&f.cfg, &out).0;
+    let ids: Vec<String> = jobs.iter().map(|(id, _)| id.clone()).collect();
+    let before = results(&out, &ids);
+    let dir = |id: &str| out.join("jobs").join(id);
+    let vanilla: Vec<&String> = jobs
+        .iter()
+        .filter(|(_, d)| !d.contains("<-"))
+        .map(|(id, _)| id)
+        .collect();
+    let users = |v: &str| -> Vec<String> {
+        let what = &jobs.iter().find(|(id, _)| id == v).unwrap().1;
+        let what = &what[what.find("vanilla").unwrap()..];
+        jobs.iter()
+            .filter(|(_, d)| d.contains("<-") && d.ends_with(what))
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
+    let (v0, v1) = (vanilla[0].as_str(), vanilla[1].as_str());
+    let (emptied, garbled) = (&users(v0)[0], &users(v1)[0]);
+    // A node crash's empty result, a garbled one, a lost checkpoint of a finished vanilla
+    // job, and a garbled checkpoint card of one without a result.
+    std::fs::write(dir(emptied).join("result.json"), b"").unwrap();
+    std::fs::write(dir(garbled).join("result.json"), b"{\"final_mask\": \xff").unwrap();
+    std::fs::remove_file(dir(v0).join("vanilla.safetensors")).unwrap();
+    std::fs::write(dir(v1).join("vanilla.json"), b"{not json").unwrap();
+    std::fs::remove_file(dir(v1).join("result.json")).unwrap();
+
+    let (states, totals) = listing(&f.cfg, &out);
+    assert!(
+        totals.ends_with(&format!("3 damaged ({})", f.cfg.display())),
+        "{totals}"
+    );
+    for id in [emptied, garbled, &v0.to_string()] {
+        let (_, state) = states.iter().find(|(i, _)| i == id).unwrap();
+        assert!(state.starts_with("damaged"), "{id}: {state}");
+    }
+    ok(&sweep(&f.cfg, &out, &[]));
+    assert_eq!(results(&out, &ids), before);
+    assert!(listing(&f.cfg, &out).1.starts_with("6 jobs: 6 done"));
+    for id in [emptied, garbled] {
+        let kept: Vec<_> = std::fs::read_dir(dir(id))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("result.json.damaged-"))
+            .collect();
+        assert_eq!(kept.len(), 1, "{id}: the damaged result is kept aside");
+        assert_eq!(count(&out, id, "damaged"), 1);
+        assert_eq!(count(&out, id, "started"), 2);
+    }
+    // Both vanilla jobs ran again (one reusing nothing it could not read); the dependants
+    // with intact results did not.
+    for v in [v0, v1] {
+        assert_eq!(count(&out, v, "started"), 2, "{v}");
+    }
+    for id in ids.iter().filter(|id| ![emptied, garbled].contains(id)) {
+        if !vanilla.contains(&id) {
+            assert_eq!(count(&out, id, "started"), 1, "{id}");
+        }
+    }
+    assert!(dir(v0).join("vanilla.safetensors").exists());
+}
+
+#[test]
+fn sigterm_mid_job_records_it_interrupted_and_a_rerun_gives_the_uninterrupted_numbers() {
+    let f = fixture();
+    // One long vanilla job (the signal lands mid-training) and one FFW job on it.
+    let cfg = f.root.join("long.toml");
+    let text = config(&f.root.join("mnist"))
+        .replace("epochs = 1\n", "epochs = 8\n")
+        .replace("seeds = [0, 1]\nlambda = [2.0, 10.0]\n", "");
+    std::fs::write(&cfg, text).unwrap();
+    let (whole, cut) = (f.root.join("whole"), f.root.join("cut"));
+    ok(&sweep(&cfg, &whole, &[]));
+    let jobs = listing(&cfg, &whole).0;
+    let ids: Vec<String> = jobs.iter().map(|(id, _)| id.clone()).collect();
+    let vanilla = &jobs.iter().find(|(_, d)| !d.contains("<-")).unwrap().0;
+
+    let mut child = ffw()
+        .args([
+            "sweep",
+            cfg.to_str().unwrap(),
+            "--output",
+            cut.to_str().unwrap(),
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = cut.join("jobs").join(vanilla).join("log.txt");
+    let t = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("vanilla epoch")
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "training never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let t = Instant::now();
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(75), "{stderr}");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "stopping took {:?}",
+        t.elapsed()
+    );
+    assert!(
+        stderr.contains("1 running job(s) recorded as interrupted"),
+        "{stderr}"
+    );
+    assert_eq!(count(&cut, vanilla, "interrupted"), 1);
+    assert_eq!(count(&cut, vanilla, "finished"), 0);
+    assert!(!cut.join("jobs").join(vanilla).join("result.json").exists());
+
+    ok(&sweep(&cfg, &cut, &[]));
+    assert_eq!(results(&cut, &ids), results(&whole, &ids));
 }

@@ -3,9 +3,11 @@ mod bench;
 mod output;
 mod report;
 mod run;
+mod status;
 mod sweep;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -39,7 +41,9 @@ enum Command {
         seed: Option<u64>,
     },
     /// Run every job of a config's [sweep] grid (on MPI ranks when started by mpirun/srun);
-    /// rerunning the same command resumes where it stopped.
+    /// rerunning the same command resumes where it stopped. One sweep per output directory
+    /// (a second is refused). SIGTERM or SIGINT stops it within a training step, records the
+    /// running jobs as interrupted and exits with status 75; a second signal exits at once.
     Sweep {
         /// Sweep configuration (TOML): a run config plus a [sweep] section of axes.
         config: PathBuf,
@@ -52,6 +56,15 @@ enum Command {
         /// Extra attempts for a failing job in this invocation (default: sweep.retries).
         #[arg(long)]
         retries: Option<usize>,
+        /// Seconds between the coordinator's status lines (done, running, failed, left, ETA).
+        #[arg(long, default_value_t = 300)]
+        status_secs: u64,
+    },
+    /// Print a sweep's progress from its journal (also while it runs): counts, ETA, running
+    /// jobs, each rank's last activity, and who holds the directory.
+    Status {
+        /// The sweep's output directory, e.g. results/paper.
+        results_dir: PathBuf,
     },
     /// Write the tables (Markdown, LaTeX, jobs.csv), figures (SVG, PNG) and index.md of a
     /// sweep's results into RESULTS_DIR/report/; cells of unfinished jobs show as missing.
@@ -108,14 +121,69 @@ fn single_threaded_elementwise() {
     }
 }
 
-fn main() -> Result<()> {
+/// Exit status after SIGTERM/SIGINT (EX_TEMPFAIL): nothing failed, rerun to resume.
+const EXIT_INTERRUPTED: u8 = 75;
+
+/// The error a sweep or run ends with when it was stopped by a signal.
+#[derive(Debug)]
+pub struct Interrupted {
+    pub jobs: usize,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "interrupted: {} running job(s) recorded as interrupted; rerun the same command \
+             to resume",
+            self.jobs
+        )
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    if ffw_surgery::interrupt::request() {
+        // A second signal: the user insists. Exiting now loses at most the running jobs'
+        // progress; the rerun resumes as after a kill.
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(EXIT_INTERRUPTED.into()) };
+    }
+}
+
+/// Slurm sends SIGTERM before it kills a job (time limit, preemption), a terminal SIGINT:
+/// both ask the loops to stop cooperatively ([`ffw_surgery::interrupt`]).
+fn stop_on_signals() {
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: the handler only swaps an atomic flag or calls _exit, both
+        // async-signal-safe; glibc's signal() keeps it installed and restarts system calls.
+        unsafe { libc::signal(signal, on_stop_signal as *const () as libc::sighandler_t) };
+    }
+}
+
+fn main() -> ExitCode {
+    match run_cli() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Interrupted>() => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_INTERRUPTED)
+        }
+        Err(e) => {
+            // anyhow's own format for an error returned from main.
+            eprintln!("Error: {e:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_cli() -> Result<()> {
+    stop_on_signals();
     keep_freed_memory();
     single_threaded_elementwise();
     let cli = Cli::parse();
-    if let Some(t) = cli.threads {
-        anyhow::ensure!(t > 0, "--threads must be > 0");
-        // candle's CPU kernels read the rayon variable when they split work.
-        std::env::set_var("RAYON_NUM_THREADS", t.to_string());
+    if cli.threads == Some(0) {
+        anyhow::bail!("--threads must be > 0");
     }
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -125,7 +193,22 @@ fn main() -> Result<()> {
         .with_writer(ffw_sweep::joblog::writer)
         .with_ansi(false)
         .init();
-    let threads = cli.threads;
+    let mpi = match &cli.command {
+        Command::Sweep { dry_run: false, .. } => sweep::start_mpi()?,
+        _ => None,
+    };
+    // Decided before the pool exists, which cannot be resized: under mpirun each rank takes
+    // its share of the node unless the user chose (--threads, RAYON_NUM_THREADS).
+    let threads = cli.threads.or_else(|| {
+        let user_set = std::env::var_os("RAYON_NUM_THREADS").is_some();
+        mpi.as_ref()
+            .and_then(sweep::Mpi::thread_share)
+            .filter(|_| !user_set)
+    });
+    if let Some(t) = threads {
+        // candle's CPU kernels read the rayon variable when they split work.
+        std::env::set_var("RAYON_NUM_THREADS", t.to_string());
+    }
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads.unwrap_or(0))
         // Candle's backward pass walks the graph recursively; the main thread's 8 MiB.
@@ -134,10 +217,10 @@ fn main() -> Result<()> {
     // The command runs on a pool thread: the kernels' parallel loops then share their work
     // with the calling thread instead of waking the pool from outside and parking the caller
     // for every op (the MLP's sub-millisecond ops paid a wake-up each).
-    rayon::scope(|_| command(cli.command, threads))
+    rayon::scope(|_| command(cli.command, mpi))
 }
 
-fn command(command: Command, threads: Option<usize>) -> Result<()> {
+fn command(command: Command, mpi: Option<sweep::Mpi>) -> Result<()> {
     match command {
         Command::Run {
             config,
@@ -149,16 +232,19 @@ fn command(command: Command, threads: Option<usize>) -> Result<()> {
             output,
             dry_run,
             retries,
+            status_secs,
         } => sweep::sweep(
             sweep::SweepArgs {
                 config,
                 output,
                 dry_run,
                 retries,
+                status_every: std::time::Duration::from_secs(status_secs.max(1)),
             },
-            threads.is_some(),
+            mpi,
         ),
         Command::Report { results_dir } => report::report(&results_dir),
+        Command::Status { results_dir } => status::status(&results_dir),
         Command::ImportNpmMnist {
             package,
             out,

@@ -23,10 +23,19 @@ pub fn run(config_path: &Path, output: Option<PathBuf>, seed: Option<u64>) -> Re
         ..SweepSection::default()
     };
     cfg.studies = Studies::default();
+    cfg.check_data()
+        .with_context(|| config_path.display().to_string())?;
     let out = cfg.output_dir(config_path, output);
     let jobs = expand(&cfg);
     let store = Store::open(&out)?;
+    let _lock = ffw_sweep::lock::acquire(&out)?;
     let counts = run_local(&store, jobs.clone(), 0, &Device::Cpu)?;
+    if counts.interrupted > 0 || ffw_surgery::interrupt::requested() {
+        return Err(crate::Interrupted {
+            jobs: counts.interrupted,
+        }
+        .into());
+    }
     if counts.done != jobs.len() {
         let states = store.states(&jobs)?;
         let why: Vec<String> = jobs

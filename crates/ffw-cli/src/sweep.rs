@@ -1,10 +1,11 @@
 //! `ffw sweep`: every job of a config's grid, on one process or over MPI ranks, resumable.
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use ffw_sweep::exec::{run_local, Counts};
 use ffw_sweep::grid::{expand, study_members};
+use ffw_sweep::status::Summary;
 use ffw_sweep::store::{JobState, Manifest, Store};
 use ffw_sweep::RunConfig;
 
@@ -13,11 +14,12 @@ pub struct SweepArgs {
     pub output: Option<PathBuf>,
     pub dry_run: bool,
     pub retries: Option<usize>,
+    pub status_every: std::time::Duration,
 }
 
 fn dry_run(cfg_path: &Path, store: &Store, jobs: &[ffw_sweep::grid::Job]) -> Result<()> {
     let states = store.states(jobs)?;
-    let (mut done, mut incomplete, mut failed, mut fresh) = (0, 0, 0, 0);
+    let (mut done, mut incomplete, mut failed, mut fresh, mut damaged) = (0, 0, 0, 0, 0);
     for j in jobs {
         let state = match &states[&j.id] {
             JobState::Done => {
@@ -36,20 +38,69 @@ fn dry_run(cfg_path: &Path, store: &Store, jobs: &[ffw_sweep::grid::Job]) -> Res
                 fresh += 1;
                 "not started".to_string()
             }
+            JobState::Damaged { reason } => {
+                damaged += 1;
+                format!("damaged ({reason})")
+            }
         };
         println!("{}  {:<12} {}", j.id, state, j.describe(jobs));
     }
+    let damaged = if damaged > 0 {
+        format!(", {damaged} damaged")
+    } else {
+        String::new()
+    };
+    // The totals stay the last line, for scripts.
+    println!("{}", cost(&Summary::of(store, jobs)?));
     println!(
-        "{} jobs: {done} done, {incomplete} incomplete, {failed} failed, {fresh} not started ({})",
+        "{} jobs: {done} done, {incomplete} incomplete, {failed} failed, {fresh} not started{damaged} ({})",
         jobs.len(),
         cfg_path.display()
     );
     Ok(())
 }
 
+/// The estimated cost of the unfinished jobs, from the finished jobs' times per kind.
+fn cost(s: &Summary) -> String {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let left = s.total - s.done;
+    if left == 0 {
+        return "cost: nothing left to run".into();
+    }
+    let measured: usize = s.times.values().map(|t| t.jobs).sum();
+    if measured == 0 {
+        return format!(
+            "cost: {left} jobs left; unknown until jobs have finished (`ffw bench` gives \
+             training rates)"
+        );
+    }
+    let mut line = format!(
+        "cost: {left} jobs left, ~{:.1} core-hours (~{} on this machine's {cores} cores), from {measured} finished jobs' times",
+        s.core_secs_left / 3600.0,
+        ffw_sweep::status::duration(s.core_secs_left / cores as f64),
+    );
+    if s.unknown > 0 {
+        line += &format!(
+            "; {} jobs of kinds with no finished job yet are not counted (`ffw bench` gives \
+             training rates)",
+            s.unknown
+        );
+    }
+    line
+}
+
 /// Writes the report of what finished (failed jobs show as missing cells), then the counts.
 /// A report that cannot be written (no font, say) is a warning: the results are all on disk.
 fn finish(counts: Counts, out: &Path) -> Result<()> {
+    if counts.interrupted > 0 || ffw_surgery::interrupt::requested() {
+        // No report: the allocation is ending, and the next run writes it.
+        return Err(crate::Interrupted {
+            jobs: counts.interrupted,
+        }
+        .into());
+    }
     if let Err(e) = crate::report::report(out) {
         tracing::warn!("no report: {e:#}; `ffw report {}` retries", out.display());
     }
@@ -71,21 +122,85 @@ fn finish(counts: Counts, out: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn sweep(args: SweepArgs, threads_set: bool) -> Result<()> {
+/// MPI of a sweep, started before the thread pool exists: the pool's size is this rank's
+/// share of its node, which only MPI knows.
+#[cfg(feature = "mpi")]
+pub struct Mpi {
+    universe: mpi::environment::Universe,
+    local_rank: i32,
+    local_size: i32,
+}
+
+/// No MPI in this build.
+#[cfg(not(feature = "mpi"))]
+pub enum Mpi {}
+
+#[cfg(feature = "mpi")]
+pub fn start_mpi() -> Result<Option<Mpi>> {
+    use mpi::traits::Communicator;
+    // Serialized: MPI is initialised here, on the main thread, and then called from the
+    // pool thread the command runs on (one thread at a time).
+    let (universe, provided) = mpi::initialize_with_threading(mpi::Threading::Serialized)
+        .ok_or_else(|| anyhow::anyhow!("MPI was already initialised"))?;
+    tracing::debug!(?provided, "MPI threading");
+    let (local_rank, local_size) = ffw_sweep::distributed::node_local(&universe.world());
+    Ok(Some(Mpi {
+        universe,
+        local_rank,
+        local_size,
+    }))
+}
+
+#[cfg(not(feature = "mpi"))]
+pub fn start_mpi() -> Result<Option<Mpi>> {
+    Ok(None)
+}
+
+impl Mpi {
+    /// Threads for each rank where several share a node: its cores split evenly (the
+    /// coordinator needs almost none); none for a single rank, which takes every core.
+    pub fn thread_share(&self) -> Option<usize> {
+        #[cfg(feature = "mpi")]
+        {
+            use mpi::traits::Communicator;
+            if self.universe.world().size() == 1 {
+                return None;
+            }
+            let cores = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1);
+            Some((cores / self.local_size.max(1) as usize).max(1))
+        }
+        #[cfg(not(feature = "mpi"))]
+        match *self {}
+    }
+}
+
+pub fn sweep(args: SweepArgs, mpi: Option<Mpi>) -> Result<()> {
     // Everything the user wrote is checked before any rank starts working.
     let cfg = RunConfig::load(&args.config)?;
     let out = cfg.output_dir(&args.config, args.output.clone());
     let retries = args.retries.unwrap_or(cfg.sweep.retries);
     let jobs = expand(&cfg);
-    let store = Store::open(&out)?;
     if args.dry_run {
-        return dry_run(&args.config, &store, &jobs);
+        return dry_run(&args.config, &Store::at(&out), &jobs);
     }
+    cfg.check_data()
+        .with_context(|| args.config.display().to_string())?;
+    let store = Store::open(&out)?;
     let manifest = Manifest {
         studies: study_members(&cfg),
         config: cfg,
     };
-    distribute(&store, &manifest, jobs, retries, threads_set, &out)
+    distribute(
+        &store,
+        &manifest,
+        jobs,
+        retries,
+        mpi,
+        args.status_every,
+        &out,
+    )
 }
 
 #[cfg(feature = "mpi")]
@@ -94,31 +209,33 @@ fn distribute(
     manifest: &Manifest,
     jobs: Vec<ffw_sweep::grid::Job>,
     retries: usize,
-    threads_set: bool,
+    mpi: Option<Mpi>,
+    status_every: std::time::Duration,
     out: &Path,
 ) -> Result<()> {
     use mpi::traits::Communicator;
-    let universe =
-        mpi::initialize().ok_or_else(|| anyhow::anyhow!("MPI was already initialised"))?;
-    let world = universe.world();
-    if world.rank() == 0 {
+    let mpi = mpi.ok_or_else(|| anyhow::anyhow!("MPI was not started"))?;
+    let world = mpi.universe.world();
+    // Rank 0 writes for the whole world, so it alone holds the directory's lock.
+    let _coordinator = if world.rank() == 0 {
+        let lock = ffw_sweep::lock::acquire(out)?;
         store.write_manifest(manifest)?;
-    }
+        Some((lock, ffw_sweep::status::log_every(out, &jobs, status_every)))
+    } else {
+        None
+    };
     if world.size() == 1 {
         return finish(run_local(store, jobs, retries, &Device::Cpu)?, out);
     }
-    let (local_rank, local_size) = ffw_sweep::distributed::node_local(&world);
-    if !threads_set && std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        // CPU workers share the node's cores; the coordinator needs almost none.
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
-        let share = (cores / local_size.max(1) as usize).max(1);
-        std::env::set_var("RAYON_NUM_THREADS", share.to_string());
-    }
     // One GPU per node-local rank when built with CUDA; the CPU otherwise.
-    let device = Device::cuda_if_available(local_rank as usize)?;
-    tracing::debug!(rank = world.rank(), local_rank, ?device, "worker ready");
+    let device = Device::cuda_if_available(mpi.local_rank as usize)?;
+    tracing::info!(
+        rank = world.rank(),
+        local_rank = mpi.local_rank,
+        threads = rayon::current_num_threads(),
+        ?device,
+        "rank ready"
+    );
     match ffw_sweep::distributed::run(&world, store, jobs, retries, &device)? {
         Some(counts) => finish(counts, out),
         None => Ok(()),
@@ -131,9 +248,12 @@ fn distribute(
     manifest: &Manifest,
     jobs: Vec<ffw_sweep::grid::Job>,
     retries: usize,
-    _threads_set: bool,
+    _mpi: Option<Mpi>,
+    status_every: std::time::Duration,
     out: &Path,
 ) -> Result<()> {
+    let _lock = ffw_sweep::lock::acquire(out)?;
     store.write_manifest(manifest)?;
+    let _status = ffw_sweep::status::log_every(out, &jobs, status_every);
     finish(run_local(store, jobs, retries, &Device::Cpu)?, out)
 }

@@ -2,7 +2,7 @@
 //! colour with probability rho; the rest of the class is spread over the other colours.
 
 use rand::seq::SliceRandom;
-use rand::{Rng, RngCore, SeedableRng};
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +10,7 @@ use crate::dataset::{Dataset, Splits};
 use crate::error::{DataError, Result};
 use crate::idx::Images;
 use crate::mnist::{Mnist, MnistSplit, N_CLASSES};
+use crate::seeds::stream_seed;
 
 /// Background colour (RGB) of each bias class; colour `d` is aligned with digit `d`.
 pub const COLOUR_MAP: [[u8; 3]; 10] = [
@@ -206,20 +207,20 @@ pub fn build_splits(mnist: &Mnist, cfg: &BiasedMnistConfig, seed: u64) -> Result
     let train_split = sample(
         &mnist.train,
         cfg.n_train,
-        sub_seed(seed, 1),
+        stream_seed(seed, 1),
         "n_train",
         "train",
     )?;
-    let train = build(&train_split, cfg.rho, sub_seed(seed, 2))?;
+    let train = build(&train_split, cfg.rho, stream_seed(seed, 2))?;
 
     let unbiased_colours = assign_colours(
         &mnist.train.labels,
         cfg.unbiased_rho,
         N_CLASSES - 1,
-        &mut ChaCha8Rng::seed_from_u64(sub_seed(seed, 3)),
+        &mut ChaCha8Rng::seed_from_u64(stream_seed(seed, 3)),
     )?;
     let mut order: Vec<usize> = (0..n_avail).collect();
-    order.shuffle(&mut ChaCha8Rng::seed_from_u64(sub_seed(seed, 4)));
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(stream_seed(seed, 4)));
     let (train_idx, rest) = order.split_at(cfg.n_unbiased_train);
     let val_idx = &rest[..cfg.n_unbiased_val];
     let unbiased = |indices: &[usize]| {
@@ -227,12 +228,18 @@ pub fn build_splits(mnist: &Mnist, cfg: &BiasedMnistConfig, seed: u64) -> Result
         to_dataset(&mnist.train.take(indices), &colours)
     };
 
-    let test_split = sample(&mnist.test, cfg.n_test, sub_seed(seed, 5), "n_test", "test")?;
+    let test_split = sample(
+        &mnist.test,
+        cfg.n_test,
+        stream_seed(seed, 5),
+        "n_test",
+        "test",
+    )?;
     Ok(Splits {
         train,
         unbiased_train: unbiased(train_idx)?,
         unbiased_val: unbiased(val_idx)?,
-        test: build(&test_split, cfg.unbiased_rho, sub_seed(seed, 6))?,
+        test: build(&test_split, cfg.unbiased_rho, stream_seed(seed, 6))?,
     })
 }
 
@@ -256,13 +263,6 @@ pub(crate) fn sample(
     let mut order: Vec<usize> = (0..split.len()).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     Ok(split.take(&order[..n]))
-}
-
-/// A seed for stream `stream` of the experiment seeded with `seed`.
-pub(crate) fn sub_seed(seed: u64, stream: u64) -> u64 {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(stream);
-    rng.next_u64()
 }
 
 #[cfg(test)]

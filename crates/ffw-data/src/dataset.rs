@@ -121,7 +121,7 @@ impl Dataset {
 /// Deterministic epoch order: a permutation of `0..n` drawn from a ChaCha8 stream
 /// seeded by `seed` and `epoch` together.
 pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut rng = ChaCha8Rng::seed_from_u64(crate::seeds::epoch_seed(seed, epoch));
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(&mut rng);
     order

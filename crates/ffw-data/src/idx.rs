@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
@@ -61,6 +61,31 @@ pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
     let bytes = read_decoded(path)?;
     let dims = parse_header(path, &bytes, LABELS_MAGIC, 1)?;
     payload(path, &bytes, &dims)
+}
+
+/// The number of items (images, or labels) an IDX file declares, from its header alone.
+pub fn count(path: &Path, images: bool) -> Result<usize> {
+    let (magic, n_dims) = if images {
+        (IMAGES_MAGIC, 3)
+    } else {
+        (LABELS_MAGIC, 1)
+    };
+    let header_len = 4 * (1 + n_dims) as u64;
+    let mut reader =
+        std::io::BufReader::new(fs::File::open(path).map_err(|e| DataError::io(path, e))?);
+    let gz = std::io::BufRead::fill_buf(&mut reader)
+        .map_err(|e| DataError::io(path, e))?
+        .starts_with(&GZIP_MAGIC);
+    let mut head = Vec::new();
+    let read = if gz {
+        MultiGzDecoder::new(reader)
+            .take(header_len)
+            .read_to_end(&mut head)
+    } else {
+        reader.take(header_len).read_to_end(&mut head)
+    };
+    read.map_err(|e| DataError::io(path, e))?;
+    Ok(parse_header(path, &head, magic, n_dims)?[0])
 }
 
 /// Writes `images` as an IDX file; gzipped when `path` ends in `.gz`.
@@ -185,45 +210,23 @@ fn header(path: &Path, magic: u32, dims: &[usize]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Writes to a temporary file beside `path`, then renames it over `path`, so that a
-/// crash never leaves a half-written file under the final name.
+/// Writes the file through [`crate::atomic`], gzipped when `path` ends in `.gz`.
 fn write_atomic(path: &Path, header: &[u8], body: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| DataError::Invalid(format!("{} does not name a file", path.display())))?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
     let gz = path.extension().is_some_and(|e| e == "gz");
-    let written = write_file(&tmp, header, body, gz).and_then(|()| fs::rename(&tmp, path));
-    if let Err(e) = written {
-        // Best effort: the temporary file is garbage whatever happened.
-        let _ = fs::remove_file(&tmp);
-        return Err(DataError::io(path, e));
-    }
-    Ok(())
-}
-
-fn write_file(path: &Path, header: &[u8], body: &[u8], gz: bool) -> std::io::Result<()> {
-    let file = fs::File::create(path)?;
-    let file = if gz {
-        let mut enc = GzEncoder::new(file, Compression::default());
-        enc.write_all(header)?;
-        enc.write_all(body)?;
-        enc.finish()?
-    } else {
-        let mut file = std::io::BufWriter::new(file);
-        file.write_all(header)?;
-        file.write_all(body)?;
-        file.into_inner().map_err(|e| e.into_error())?
-    };
-    file.sync_all()
+    crate::atomic::write_with(path, |file| {
+        if gz {
+            let mut enc = GzEncoder::new(file, Compression::default());
+            enc.write_all(header)?;
+            enc.write_all(body)?;
+            enc.finish().map(drop)
+        } else {
+            let mut file = std::io::BufWriter::new(file);
+            file.write_all(header)?;
+            file.write_all(body)?;
+            file.flush()
+        }
+    })
+    .map_err(|e| DataError::io(path, e))
 }
 
 #[cfg(test)]

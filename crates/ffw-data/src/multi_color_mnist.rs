@@ -6,10 +6,11 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use crate::biased_mnist::{sample, sub_seed};
+use crate::biased_mnist::sample;
 use crate::dataset::{random_split, Dataset, Splits};
 use crate::error::{DataError, Result};
 use crate::mnist::{Mnist, MnistSplit, N_CLASSES};
+use crate::seeds::stream_seed;
 
 /// Mean colours (RGB in [0, 1]) of the left half; the right half uses `1 - colour`.
 pub const LEFT_COLOURS: [[f32; 3]; 10] = [
@@ -217,7 +218,7 @@ pub fn build_splits(mnist: &Mnist, cfg: &MultiColorMnistConfig, seed: u64) -> Re
     let train_split = sample(
         &mnist.train,
         cfg.n_train,
-        sub_seed(seed, 1),
+        stream_seed(seed, 1),
         "n_train",
         "train",
     )?;
@@ -226,7 +227,7 @@ pub fn build_splits(mnist: &Mnist, cfg: &MultiColorMnistConfig, seed: u64) -> Re
         1.0 - cfg.left_skew,
         1.0 - cfg.right_skew,
         cfg.severity,
-        sub_seed(seed, 2),
+        stream_seed(seed, 2),
     )?;
     let balanced_ratio = 1.0 / N_CLASSES as f64;
     let valid = build(
@@ -234,9 +235,9 @@ pub fn build_splits(mnist: &Mnist, cfg: &MultiColorMnistConfig, seed: u64) -> Re
         balanced_ratio,
         balanced_ratio,
         cfg.severity,
-        sub_seed(seed, 3),
+        stream_seed(seed, 3),
     )?;
-    let parts = random_split(valid.len(), &cfg.unbiased_fractions, sub_seed(seed, 4))?;
+    let parts = random_split(valid.len(), &cfg.unbiased_fractions, stream_seed(seed, 4))?;
     if let Some(empty) = parts.iter().position(Vec::is_empty) {
         return Err(DataError::Invalid(format!(
             "the unbiased {} split is empty: {} MNIST test images cut by {:?}",

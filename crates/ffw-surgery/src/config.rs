@@ -133,53 +133,64 @@ fn check(ok: bool, key: &str, msg: &str) -> Result<()> {
     }
 }
 
+/// A float key: finite (`inf` or `nan` would train to all-NaN weights that still count as a
+/// result) and within `range`, which `ok` tests.
+fn float(key: &str, value: f64, ok: bool, range: &str) -> Result<()> {
+    check(
+        value.is_finite() && ok,
+        key,
+        &format!("must be {range}, got {value}"),
+    )
+}
+
+fn positive(key: &str, value: f64) -> Result<()> {
+    float(key, value, value > 0.0, "finite and > 0")
+}
+
+fn non_negative(key: &str, value: f64) -> Result<()> {
+    float(key, value, value >= 0.0, "finite and >= 0")
+}
+
+fn momentum(key: &str, value: f64) -> Result<()> {
+    float(key, value, (0.0..1.0).contains(&value), "in [0, 1)")
+}
+
 impl OptimizerConfig {
     pub fn validate(&self, key: &str) -> Result<()> {
-        match self {
+        let (lr, weight_decay) = match self {
             OptimizerConfig::Sgd {
                 lr,
-                momentum,
+                momentum: m,
                 weight_decay,
             } => {
-                check(
-                    *lr > 0.0 && lr.is_finite(),
-                    &format!("{key}.lr"),
-                    "must be > 0",
-                )?;
-                check(
-                    (0.0..1.0).contains(momentum),
-                    &format!("{key}.momentum"),
-                    "must be in [0, 1)",
-                )?;
-                check(
-                    *weight_decay >= 0.0,
-                    &format!("{key}.weight_decay"),
-                    "must be >= 0",
-                )
+                momentum(&format!("{key}.momentum"), *m)?;
+                (lr, weight_decay)
             }
-            OptimizerConfig::Adam { lr, weight_decay } => {
-                check(
-                    *lr > 0.0 && lr.is_finite(),
-                    &format!("{key}.lr"),
-                    "must be > 0",
-                )?;
-                check(
-                    *weight_decay >= 0.0,
-                    &format!("{key}.weight_decay"),
-                    "must be >= 0",
-                )
-            }
-        }
+            OptimizerConfig::Adam { lr, weight_decay } => (lr, weight_decay),
+        };
+        positive(&format!("{key}.lr"), *lr)?;
+        non_negative(&format!("{key}.weight_decay"), *weight_decay)
     }
 }
 
 impl VanillaConfig {
     pub fn validate(&self) -> Result<()> {
         check(self.batch_size > 0, "vanilla.batch_size", "must be > 0")?;
-        check(
-            self.gamma > 0.0 && self.gamma <= 1.0,
+        float(
             "vanilla.gamma",
-            "must be in (0, 1]",
+            self.gamma,
+            self.gamma > 0.0 && self.gamma <= 1.0,
+            "in (0, 1]",
+        )?;
+        // A milestone at or past the last epoch would silently never lower the rate.
+        check(
+            self.milestones.windows(2).all(|w| w[0] < w[1])
+                && self.milestones.iter().all(|&m| m > 0 && m < self.epochs),
+            "vanilla.milestones",
+            &format!(
+                "must increase strictly and lie inside (0, {}) epochs (vanilla.epochs), got {:?}",
+                self.epochs, self.milestones
+            ),
         )?;
         self.optimizer.validate("vanilla.optimizer")
     }
@@ -187,52 +198,127 @@ impl VanillaConfig {
 
 impl ProbeConfig {
     pub fn validate(&self) -> Result<()> {
-        check(self.lr > 0.0, "ffw.probe.lr", "must be > 0")?;
-        check(
-            (0.0..1.0).contains(&self.momentum),
-            "ffw.probe.momentum",
-            "must be in [0, 1)",
-        )?;
+        positive("ffw.probe.lr", self.lr)?;
+        momentum("ffw.probe.momentum", self.momentum)?;
+        non_negative("ffw.probe.weight_decay", self.weight_decay)?;
         check(self.batch_size > 0, "ffw.probe.batch_size", "must be > 0")?;
         check(self.max_epochs > 0, "ffw.probe.max_epochs", "must be > 0")?;
-        check(
-            self.threshold >= 0.0 && self.threshold < 1.0,
+        float(
             "ffw.probe.threshold",
-            "must be in [0, 1)",
+            self.threshold,
+            (0.0..1.0).contains(&self.threshold),
+            "in [0, 1)",
         )
     }
 }
 
 impl FfwConfig {
     pub fn validate(&self) -> Result<()> {
-        check(
-            self.lambda >= 0.0 && self.lambda.is_finite(),
-            "ffw.lambda",
-            "must be >= 0",
-        )?;
-        check(self.alpha >= 0.0, "ffw.alpha", "must be >= 0")?;
-        check(self.lr > 0.0, "ffw.lr", "must be > 0")?;
+        non_negative("ffw.lambda", self.lambda)?;
+        non_negative("ffw.alpha", self.alpha)?;
+        positive("ffw.lr", self.lr)?;
+        non_negative("ffw.weight_decay", self.weight_decay)?;
         check(
             self.batch_size > 1,
             "ffw.batch_size",
             "must be > 1 (MI needs a minibatch)",
         )?;
         check(self.max_epochs > 0, "ffw.max_epochs", "must be > 0")?;
-        check(
-            self.temperature_factor > 0.0 && self.temperature_factor < 1.0,
-            "ffw.temperature_factor",
-            "must be in (0, 1)",
-        )?;
-        check(
-            (0.0..1.0).contains(&self.temperature_threshold),
+        let open_unit = |key: &str, v: f64| float(key, v, v > 0.0 && v < 1.0, "in (0, 1)");
+        open_unit("ffw.temperature_factor", self.temperature_factor)?;
+        float(
             "ffw.temperature_threshold",
-            "must be in [0, 1)",
+            self.temperature_threshold,
+            (0.0..1.0).contains(&self.temperature_threshold),
+            "in [0, 1)",
         )?;
-        check(
-            self.min_temperature > 0.0 && self.min_temperature < 1.0,
-            "ffw.min_temperature",
-            "must be in (0, 1)",
-        )?;
+        open_unit("ffw.min_temperature", self.min_temperature)?;
         self.probe.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejected(err: Result<()>, key: &str) {
+        let msg = err.expect_err(key).to_string();
+        assert!(msg.contains(&format!("{key}:")), "{key}: {msg}");
+    }
+
+    #[test]
+    fn every_float_key_must_be_finite_and_in_range() {
+        for bad in [f64::INFINITY, f64::NAN, -1.0] {
+            for (key, set) in [
+                (
+                    "ffw.lambda",
+                    (|c, v| c.lambda = v) as fn(&mut FfwConfig, f64),
+                ),
+                ("ffw.alpha", |c, v| c.alpha = v),
+                ("ffw.lr", |c, v| c.lr = v),
+                ("ffw.weight_decay", |c, v| c.weight_decay = v),
+                ("ffw.temperature_factor", |c, v| c.temperature_factor = v),
+                ("ffw.temperature_threshold", |c, v| {
+                    c.temperature_threshold = v
+                }),
+                ("ffw.min_temperature", |c, v| c.min_temperature = v),
+                ("ffw.probe.lr", |c, v| c.probe.lr = v),
+                ("ffw.probe.momentum", |c, v| c.probe.momentum = v),
+                ("ffw.probe.weight_decay", |c, v| c.probe.weight_decay = v),
+                ("ffw.probe.threshold", |c, v| c.probe.threshold = v),
+            ] {
+                let mut c = FfwConfig::default();
+                set(&mut c, bad);
+                rejected(c.validate(), key);
+            }
+            for (key, optimizer) in [
+                (
+                    "vanilla.optimizer.weight_decay",
+                    OptimizerConfig::Adam {
+                        lr: 0.1,
+                        weight_decay: bad,
+                    },
+                ),
+                (
+                    "vanilla.optimizer.lr",
+                    OptimizerConfig::Adam {
+                        lr: bad,
+                        weight_decay: 0.0,
+                    },
+                ),
+                (
+                    "vanilla.optimizer.momentum",
+                    OptimizerConfig::Sgd {
+                        lr: 0.1,
+                        momentum: bad,
+                        weight_decay: 0.0,
+                    },
+                ),
+            ] {
+                let c = VanillaConfig {
+                    optimizer,
+                    ..Default::default()
+                };
+                rejected(c.validate(), key);
+            }
+            let c = VanillaConfig {
+                gamma: bad,
+                ..Default::default()
+            };
+            rejected(c.validate(), "vanilla.gamma");
+        }
+        FfwConfig::default().validate().unwrap();
+        VanillaConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn milestones_increase_within_the_epochs() {
+        for milestones in [vec![60, 40], vec![40, 40], vec![0], vec![80], vec![90]] {
+            let c = VanillaConfig {
+                milestones,
+                ..Default::default()
+            };
+            rejected(c.validate(), "vanilla.milestones");
+        }
     }
 }

@@ -20,6 +20,9 @@ pub enum SurgeryError {
     Checkpoint { path: PathBuf, reason: String },
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A stop was requested ([`crate::interrupt`]): SIGTERM or SIGINT.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 pub type Result<T> = std::result::Result<T, SurgeryError>;

@@ -9,6 +9,7 @@ pub mod config;
 pub mod encode;
 pub mod error;
 pub mod evaluate;
+pub mod interrupt;
 pub mod magnitude;
 pub mod mi;
 pub mod optim;

@@ -78,6 +78,7 @@ pub fn train_vanilla(
         opt.set_lr(lr);
         let (mut loss_sum, mut hits, mut seen) = (0.0f64, 0.0f64, 0usize);
         for chunk in epoch_order(train.len(), order_seed, epoch as u64).chunks(cfg.batch_size) {
+            crate::interrupt::check()?;
             let b = train.batch(chunk, device)?;
             let (loss, logits) = train_step(&model, opt.as_mut(), &b)?;
             loss_sum += loss * chunk.len() as f64;
@@ -123,6 +124,8 @@ pub fn train_vanilla(
             train_acc = e.train_acc,
             monitor_acc = e.monitor_acc,
             secs = e.secs,
+            // At this epoch's pace: a cluster log shows no progress bar.
+            eta_secs = e.secs * (cfg.epochs - e.epoch) as f64,
             "vanilla epoch"
         );
         history.push(e);

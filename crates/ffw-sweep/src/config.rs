@@ -257,6 +257,52 @@ impl DataConfig {
     }
 }
 
+/// The wrong key of `[ffw]`, `[ffw.probe]` or `[sweep]`, with its line, if one of them
+/// fails to deserialise: serde's `flatten` (which those sections use) loses the key and
+/// leaves toml pointing at the section header. Each key is deserialised alone to find it.
+fn flattened_key_error(text: &str) -> Option<String> {
+    let doc: toml::Table = text.parse().ok()?;
+    let spans = toml_edit::ImDocument::parse(text).ok()?;
+    let single = |key: &str, value: &toml::Value| {
+        toml::Value::Table(toml::Table::from_iter([(key.to_string(), value.clone())]))
+    };
+    for section in ["ffw", "sweep"] {
+        let Some(toml::Value::Table(table)) = doc.get(section) else {
+            continue;
+        };
+        for (key, value) in table {
+            // Within `[ffw.probe]`, one probe key at a time.
+            let entries: Vec<(Vec<&str>, toml::Value)> = match value {
+                toml::Value::Table(probe) if section == "ffw" && key == "probe" => probe
+                    .iter()
+                    .map(|(k, v)| (vec![section, "probe", k.as_str()], single(k, v)))
+                    .collect(),
+                _ => vec![(vec![section, key.as_str()], value.clone())],
+            };
+            for (path, value) in entries {
+                let alone = match path.as_slice() {
+                    [_, "probe", _] => single("probe", &value),
+                    _ => single(key, &value),
+                };
+                let error = if section == "ffw" {
+                    alone.try_into::<FfwSection>().err()
+                } else {
+                    alone.try_into::<SweepSection>().err()
+                };
+                if let Some(e) = error {
+                    let mut item = spans.as_item();
+                    for k in &path {
+                        item = item.get(k)?;
+                    }
+                    let line = text[..item.span()?.start].matches('\n').count() + 1;
+                    return Some(format!("{} (line {line}): {}", path.join("."), e.message()));
+                }
+            }
+        }
+    }
+    None
+}
+
 fn bad(key: &str, msg: impl std::fmt::Display) -> SweepError {
     SweepError::Config(format!("{key}: {msg}"))
 }
@@ -278,10 +324,23 @@ impl RunConfig {
         };
         let text =
             std::fs::read_to_string(path).map_err(|e| at(SweepError::Config(e.to_string())))?;
-        let cfg: RunConfig =
-            toml::from_str(&text).map_err(|e| at(SweepError::Config(e.to_string())))?;
-        cfg.validate().map_err(at)?;
+        Self::parse(&text).map_err(at)
+    }
+
+    /// Parses and validates the text of a config file.
+    pub fn parse(text: &str) -> Result<Self> {
+        let cfg: RunConfig = toml::from_str(text).map_err(|e| {
+            SweepError::Config(flattened_key_error(text).unwrap_or_else(|| e.to_string()))
+        })?;
+        cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Checks the files under `data.dir` (their headers): both splits present and non-empty.
+    /// Kept apart from [`RunConfig::validate`] so a config can be listed where the data is not.
+    pub fn check_data(&self) -> Result<()> {
+        let (dir, _) = self.data.biased_mnist();
+        ffw_data::mnist::check_dir(&dir).map_err(|e| SweepError::Config(format!("data.dir: {e}")))
     }
 
     pub fn arch(&self) -> Arch {
@@ -371,9 +430,7 @@ mod tests {
     "#;
 
     fn parse(text: &str) -> Result<RunConfig> {
-        let cfg: RunConfig = toml::from_str(text).map_err(|e| SweepError::Config(e.to_string()))?;
-        cfg.validate()?;
-        Ok(cfg)
+        RunConfig::parse(text)
     }
 
     #[test]
@@ -410,8 +467,59 @@ mod tests {
     }
 
     #[test]
+    fn wrong_types_in_flattened_sections_name_the_key_and_line() {
+        for (section, needle) in [
+            ("[ffw]\nlambda = 3\nlr = \"fast\"\n", "ffw.lr (line 10)"),
+            (
+                "[ffw]\nlambda = 3\n[ffw.probe]\nlr = 0.1\npatience = 1.5\n",
+                "ffw.probe.patience (line 12)",
+            ),
+            ("[ffw]\nprobe = { lr = \"x\" }\n", "ffw.probe.lr (line 9)"),
+            (
+                "[sweep]\nretries = 1\nseeds = [\"a\"]\n",
+                "sweep.seeds (line 10)",
+            ),
+            ("[sweep]\nretries = -1\n", "sweep.retries (line 9)"),
+        ] {
+            let err = parse(&format!("{MINIMAL}{section}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+        // Other sections keep toml's own message, which names the line.
+        let err = parse(&MINIMAL.replace("kernel = 3", "kernel = \"3\"")).unwrap_err();
+        assert!(err.to_string().contains("line 7"), "{err}");
+    }
+
+    #[test]
+    fn non_finite_values_are_named() {
+        for (section, key) in [
+            ("[ffw]\nlr = inf\n", "ffw.lr"),
+            ("[ffw]\nalpha = inf\n", "ffw.alpha"),
+            ("[ffw]\nweight_decay = nan\n", "ffw.weight_decay"),
+            (
+                "[ffw.probe]\nweight_decay = inf\n",
+                "ffw.probe.weight_decay",
+            ),
+            ("[vanilla]\ngamma = nan\n", "vanilla.gamma"),
+            ("[vanilla]\nmilestones = [60, 40]\n", "vanilla.milestones"),
+            ("[sweep]\nlambda = [nan]\n", "sweep.lambda"),
+            ("[sweep]\nrho = [nan]\n", "sweep.rho"),
+            ("[sweep]\nmagnitude = [nan]\n", "sweep.magnitude"),
+        ] {
+            let err = parse(&format!("{MINIMAL}{section}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("{key}:")), "{key}: {err}");
+        }
+        let err = parse(&MINIMAL.replace("rho = 0.99", "rho = nan")).unwrap_err();
+        assert!(err.to_string().contains("data.rho:"), "{err}");
+    }
+
+    #[test]
     fn studies_are_checked_by_name() {
-        let base = format!("{MINIMAL}\n[vanilla]\nepochs = 4\ncheckpoints = [0.5, 2]\n");
+        let base =
+            format!("{MINIMAL}\n[vanilla]\nepochs = 4\nmilestones = [3]\ncheckpoints = [0.5, 2]\n");
         let ok = parse(&format!(
             "{base}[sweep]\nseeds = [0, 1]\n[studies.epochs]\nat = [0.5, 2]\n[studies.magnitude]\nmagnitude = [0.5, 0.9]\n"
         ))

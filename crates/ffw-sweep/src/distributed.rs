@@ -7,7 +7,7 @@ use mpi::traits::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::exec::{run_job, Coordinator, Counts};
+use crate::exec::{run_job, Coordinator, Counts, Outcome};
 use crate::grid::Job;
 use crate::store::Store;
 
@@ -20,10 +20,7 @@ enum ToWorker {
 #[derive(Serialize, Deserialize, Debug)]
 enum ToCoordinator {
     Ready,
-    Done {
-        job: String,
-        outcome: std::result::Result<f64, String>,
-    },
+    Done { job: String, outcome: Outcome },
 }
 
 fn send<T: Serialize>(world: &SimpleCommunicator, rank: i32, msg: &T) {
@@ -67,7 +64,9 @@ fn coordinate(
     let workers = world.size() - 1;
     while stopped < workers {
         // Hand out what is ready; once nothing runs and nothing is ready, the sweep is over.
-        while let Some(&w) = idle.last() {
+        // After a stop request nothing more is handed out: the running jobs end (they are
+        // interrupted too, when the signal reached their ranks) and everyone stops.
+        while let Some(&w) = idle.last().filter(|_| !ffw_surgery::interrupt::requested()) {
             if let Some(job) = coord.next(w)? {
                 send(world, w, &ToWorker::Run(job.id));
                 idle.pop();
@@ -88,6 +87,10 @@ fn coordinate(
         match serde_json::from_slice::<ToCoordinator>(&bytes) {
             Ok(ToCoordinator::Ready) => idle.push(from),
             Ok(ToCoordinator::Done { job, outcome }) => {
+                if outcome == Outcome::Interrupted {
+                    // A preempted rank means the allocation is ending: stop the sweep.
+                    ffw_surgery::interrupt::request();
+                }
                 coord.finished(&job, from, outcome)?;
                 running -= 1;
                 idle.push(from);
@@ -106,10 +109,13 @@ fn work(world: &SimpleCommunicator, store: &Store, jobs: &[Job], device: &Device
             Ok(ToWorker::Run(id)) => {
                 let outcome = match jobs.iter().find(|j| j.id == id) {
                     Some(job) => run_job(store, job, jobs, device),
-                    None => Err(format!(
-                        "rank {} does not know job {id}: are all ranks reading the same config?",
-                        world.rank()
-                    )),
+                    None => Outcome::Failed {
+                        error: format!(
+                            "rank {} does not know job {id}: are all ranks reading the same \
+                             config?",
+                            world.rank()
+                        ),
+                    },
                 };
                 send(world, 0, &ToCoordinator::Done { job: id, outcome });
             }

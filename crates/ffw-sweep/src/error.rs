@@ -20,6 +20,9 @@ pub enum SweepError {
     Nn(#[from] ffw_nn::NnError),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// Another sweep holds the output directory.
+    #[error("{0}")]
+    Locked(String),
     #[error("job {job}: {reason}")]
     Job { job: String, reason: String },
 }

@@ -5,11 +5,15 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use candle_core::Device;
+use ffw_surgery::SurgeryError;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SweepError};
 use crate::grid::{Job, JobSpec, VanillaSpec};
 use crate::pipeline::{run_ffw_job, run_magnitude_job, run_vanilla};
-use crate::store::{write_json_atomic, Event, EventKind, JobState, Store};
+use crate::store::{
+    write_json_atomic, Event, EventKind, JobState, ResultFile, Store, RESULT_JOB_KEY,
+};
 
 /// Test hook: job ids starting with any of these comma-separated prefixes fail on purpose,
 /// so the failure, retry and skip paths can be exercised end to end.
@@ -34,6 +38,8 @@ fn vanilla_of<'a>(job: &Job, id: &str, jobs: &'a [Job]) -> Result<(&'a Job, &'a 
 }
 
 fn execute(store: &Store, job: &Job, jobs: &[Job], device: &Device) -> Result<serde_json::Value> {
+    // A job handed out just as the stop came does not start.
+    ffw_surgery::interrupt::check()?;
     if let Ok(list) = std::env::var(FAIL_ENV) {
         if list
             .split(',')
@@ -51,7 +57,7 @@ fn execute(store: &Store, job: &Job, jobs: &[Job], device: &Device) -> Result<se
         &dir.join("spec.json"),
         &serde_json::to_value(&job.spec).expect("specs serialise"),
     )?;
-    let value = match &job.spec {
+    let mut value = match &job.spec {
         JobSpec::Vanilla(spec) => {
             serde_json::to_value(run_vanilla(spec, job.seed(), &dir, device)?)
         }
@@ -82,17 +88,26 @@ fn execute(store: &Store, job: &Job, jobs: &[Job], device: &Device) -> Result<se
         }
     }
     .expect("results serialise");
+    if let serde_json::Value::Object(m) = &mut value {
+        m.insert(RESULT_JOB_KEY.into(), job.id.clone().into());
+    }
     write_json_atomic(&store.result_path(&job.id), &value)?;
     Ok(value)
 }
 
-/// Runs one job; returns the error text on failure (including panics).
-pub fn run_job(
-    store: &Store,
-    job: &Job,
-    jobs: &[Job],
-    device: &Device,
-) -> std::result::Result<f64, String> {
+/// How one attempt at a job ended.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Wall seconds, and the threads of the process that ran it.
+    Finished { secs: f64, threads: usize },
+    /// The error text (panics included).
+    Failed { error: String },
+    /// Stopped by SIGTERM/SIGINT ([`ffw_surgery::interrupt`]): it runs again next time.
+    Interrupted,
+}
+
+/// Runs one job.
+pub fn run_job(store: &Store, job: &Job, jobs: &[Job], device: &Device) -> Outcome {
     let t = Instant::now();
     let dir = store.job_dir(&job.id);
     if let Err(e) =
@@ -104,20 +119,29 @@ pub fn run_job(
     let outcome = catch_unwind(AssertUnwindSafe(|| execute(store, job, jobs, device)));
     let secs = t.elapsed().as_secs_f64();
     let result = match outcome {
-        Ok(Ok(_)) => Ok(secs),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(panic) => Err(format!(
-            "panic: {}",
-            panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default()
-        )),
+        Ok(Ok(_)) => Outcome::Finished {
+            secs,
+            threads: rayon::current_num_threads(),
+        },
+        Ok(Err(SweepError::Surgery(SurgeryError::Interrupted))) => Outcome::Interrupted,
+        Ok(Err(e)) => Outcome::Failed {
+            error: e.to_string(),
+        },
+        Err(panic) => Outcome::Failed {
+            error: format!(
+                "panic: {}",
+                panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default()
+            ),
+        },
     };
     match &result {
-        Ok(s) => tracing::info!(job = %job.id, secs = s, "job finished"),
-        Err(e) => tracing::error!(job = %job.id, secs, error = %e, "job failed"),
+        Outcome::Finished { secs, .. } => tracing::info!(job = %job.id, secs, "job finished"),
+        Outcome::Failed { error } => tracing::error!(job = %job.id, secs, error, "job failed"),
+        Outcome::Interrupted => tracing::warn!(job = %job.id, secs, "job interrupted"),
     }
     crate::joblog::stop();
     result
@@ -148,6 +172,8 @@ pub struct Counts {
     pub failed: usize,
     pub skipped: usize,
     pub pending: usize,
+    /// Attempts stopped by SIGTERM/SIGINT in this invocation.
+    pub interrupted: usize,
 }
 
 impl Scheduler {
@@ -159,9 +185,10 @@ impl Scheduler {
                     JobState::Done => Status::Done,
                     // Each invocation gives unfinished jobs, failed ones included, a fresh
                     // budget of attempts: a restart is the user's request to try again.
-                    JobState::Failed { .. } | JobState::Incomplete | JobState::NotStarted => {
-                        Status::Pending { attempts: 0 }
-                    }
+                    JobState::Failed { .. }
+                    | JobState::Incomplete
+                    | JobState::NotStarted
+                    | JobState::Damaged { .. } => Status::Pending { attempts: 0 },
                 };
                 (j.id.clone(), s)
             })
@@ -233,6 +260,15 @@ impl Scheduler {
         }
     }
 
+    /// Puts an interrupted job back: it did not fail, so the attempt does not count.
+    pub fn requeue(&mut self, id: &str) {
+        if let Some(Status::Running { attempts }) = self.status.get(id) {
+            let attempts = *attempts;
+            self.status
+                .insert(id.to_string(), Status::Pending { attempts });
+        }
+    }
+
     pub fn counts(&self) -> Counts {
         let mut c = Counts::default();
         for s in self.status.values() {
@@ -261,14 +297,36 @@ pub struct Coordinator<'a> {
     pub store: &'a Store,
     pub sched: Scheduler,
     bar: indicatif::ProgressBar,
+    interrupted: usize,
 }
 
 impl<'a> Coordinator<'a> {
+    /// Reads the jobs' states; reports every damaged job (log and journal) and sets its
+    /// damaged result aside, so that it reruns.
     pub fn new(store: &'a Store, jobs: Vec<Job>, retries: usize) -> Result<Self> {
         let states = store.states(&jobs)?;
+        for j in &jobs {
+            let JobState::Damaged { reason } = &states[&j.id] else {
+                continue;
+            };
+            let mut reason = reason.clone();
+            if let ResultFile::Damaged(_) = store.result_file(&j.id) {
+                let aside = store.set_aside(&j.id)?;
+                reason = format!("{reason}; kept as {}", aside.display());
+            }
+            tracing::warn!(job = %j.id, "damaged, runs again: {reason}");
+            let mut e = Event::now(&j.id, EventKind::Damaged, 0);
+            e.error = Some(reason);
+            store.append(&e)?;
+        }
         let sched = Scheduler::new(jobs, &states, retries);
         let bar = ffw_surgery::progress::bar(sched.total() as u64, "sweep");
-        let mut c = Self { store, sched, bar };
+        let mut c = Self {
+            store,
+            sched,
+            bar,
+            interrupted: 0,
+        };
         c.refresh();
         Ok(c)
     }
@@ -294,29 +352,29 @@ impl<'a> Coordinator<'a> {
         Ok(job)
     }
 
-    pub fn finished(
-        &mut self,
-        id: &str,
-        rank: i32,
-        outcome: std::result::Result<f64, String>,
-    ) -> Result<()> {
-        let ok = outcome.is_ok();
-        let mut e = Event::now(
-            id,
-            if ok {
-                EventKind::Finished
-            } else {
-                EventKind::Failed
-            },
-            rank,
-        );
+    pub fn finished(&mut self, id: &str, rank: i32, outcome: Outcome) -> Result<()> {
+        let mut e = Event::now(id, EventKind::Finished, rank);
         match outcome {
-            Ok(secs) => e.secs = Some(secs),
-            Err(err) => {
-                tracing::warn!(job = %id, rank, error = %err, "job failed");
-                e.error = Some(err);
+            Outcome::Finished { secs, threads } => {
+                e.secs = Some(secs);
+                e.threads = Some(threads);
+            }
+            Outcome::Failed { error } => {
+                tracing::warn!(job = %id, rank, error, "job failed");
+                e.event = EventKind::Failed;
+                e.error = Some(error);
+            }
+            Outcome::Interrupted => {
+                tracing::warn!(job = %id, rank, "job interrupted: it runs again next time");
+                e.event = EventKind::Interrupted;
+                self.interrupted += 1;
+                self.sched.requeue(id);
+                self.store.append(&e)?;
+                self.refresh();
+                return Ok(());
             }
         }
+        let ok = e.event == EventKind::Finished;
         self.store.append(&e)?;
         for skipped in self.sched.finish(id, ok) {
             let mut s = Event::now(&skipped, EventKind::Skipped, rank);
@@ -329,7 +387,10 @@ impl<'a> Coordinator<'a> {
 
     pub fn close(self) -> Counts {
         self.bar.finish_and_clear();
-        self.sched.counts()
+        Counts {
+            interrupted: self.interrupted,
+            ..self.sched.counts()
+        }
     }
 }
 
@@ -337,7 +398,8 @@ impl<'a> Coordinator<'a> {
 pub fn run_local(store: &Store, jobs: Vec<Job>, retries: usize, device: &Device) -> Result<Counts> {
     let all = jobs.clone();
     let mut coord = Coordinator::new(store, jobs, retries)?;
-    while let Some(job) = coord.next(0)? {
+    while !ffw_surgery::interrupt::requested() {
+        let Some(job) = coord.next(0)? else { break };
         let outcome = run_job(store, &job, &all, device);
         coord.finished(&job.id, 0, outcome)?;
     }

@@ -116,16 +116,23 @@ fn parent(jobs: &[Job], id: &str) -> String {
 }
 
 /// FNV-1a (64 bit) of the spec's JSON, whose object keys serde_json keeps sorted: stable
-/// across runs, machines and field order in the TOML file.
+/// across runs, machines and field order in the TOML file. Numbers equal as numbers are one
+/// value: `-0.0` hashes as `0.0`, so an axis listing both runs one job.
 pub fn job_id(spec: &JobSpec) -> String {
-    let canonical =
-        serde_json::to_string(&serde_json::to_value(spec).expect("specs serialise")).expect("json");
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in canonical.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100000001b3);
+    fn canonical(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Number(n) if n.as_f64() == Some(0.0) && n.is_f64() => {
+                *v = serde_json::json!(0.0)
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(canonical),
+            serde_json::Value::Object(m) => m.values_mut().for_each(canonical),
+            _ => {}
+        }
     }
-    format!("{h:016x}")
+    let mut value = serde_json::to_value(spec).expect("specs serialise");
+    canonical(&mut value);
+    let canonical = serde_json::to_string(&value).expect("json");
+    format!("{:016x}", ffw_data::seeds::fnv1a(canonical.as_bytes()))
 }
 
 fn axis<T: Clone>(values: &[T], base: &[T]) -> Vec<T> {
@@ -257,6 +264,23 @@ mod tests {
         let c = expand(&cfg("gate_head = false\n"));
         assert_eq!(a[0].id, c[0].id);
         assert_ne!(a[1].id, c[1].id);
+    }
+
+    #[test]
+    fn identities_are_pinned_and_zero_has_one_sign() {
+        // The identities of a sweep run months ago (the report's fixture): changing how
+        // identities are computed would orphan every finished sweep's results.
+        let manifest: crate::store::Manifest = serde_json::from_str(include_str!(
+            "../../ffw-report/tests/quick_sweep/sweep.json"
+        ))
+        .unwrap();
+        assert_eq!(study_members(&manifest.config), manifest.studies);
+        let jobs = expand(&cfg("[sweep]\nlambda = [0.0, -0.0]\nrho = [0.0, -0.0]\n"));
+        assert_eq!(
+            jobs.len(),
+            1 + 2,
+            "one vanilla job and one FFW job per variant"
+        );
     }
 
     #[test]

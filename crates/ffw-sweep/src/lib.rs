@@ -9,7 +9,9 @@ pub mod error;
 pub mod exec;
 pub mod grid;
 pub mod joblog;
+pub mod lock;
 pub mod pipeline;
+pub mod status;
 pub mod store;
 
 pub use config::RunConfig;

@@ -8,9 +8,9 @@ use candle_core::{Device, Tensor};
 use ffw_data::biased_mnist::build_splits;
 use ffw_data::Splits;
 use ffw_nn::gate::GateSet;
-use ffw_nn::params::{load_tensors, save_tensors};
+use ffw_nn::params::load_tensors;
 use ffw_nn::{GateMode, Variant};
-use ffw_surgery::checkpoint::{self, CheckpointCard};
+use ffw_surgery::checkpoint::{self, save_tensors, CheckpointCard};
 use ffw_surgery::evaluate::{evaluate_params, MaskReport, UnbiasedSets};
 use ffw_surgery::magnitude::magnitude_mask;
 use ffw_surgery::probe::ProbeInit;
@@ -120,6 +120,29 @@ fn load_trained(spec: &VanillaSpec, dir: &Path, device: &Device) -> Result<Optio
     }))
 }
 
+/// Why the files a vanilla job leaves for its dependants (the final and every
+/// `vanilla.checkpoints` checkpoint, with the privacy heads of each) are not usable, if so.
+pub fn vanilla_artifacts_unusable(spec: &VanillaSpec, dir: &Path) -> Option<String> {
+    let starts = std::iter::once(None).chain(spec.vanilla.checkpoints.iter().copied().map(Some));
+    for at in starts {
+        let stem = checkpoint_stem(dir, at);
+        match checkpoint::load(&stem, &Device::Cpu) {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return Some(format!(
+                    "{} is missing",
+                    stem.with_extension("json").display()
+                ))
+            }
+            Err(e) => return Some(e.to_string()),
+        }
+        if let Err(e) = load_tensors(&probes_path(dir, at), &Device::Cpu) {
+            return Some(e.to_string());
+        }
+    }
+    None
+}
+
 /// Scores a vanilla parameter map with fresh privacy heads and saves the heads, which seed
 /// the FFW jobs that start from this map.
 fn score_vanilla(
@@ -172,7 +195,12 @@ pub fn run_vanilla(
     wall.insert("data".to_string(), t.elapsed().as_secs_f64());
 
     let t = Instant::now();
-    let trained = match load_trained(spec, dir, device)? {
+    // A damaged checkpoint is only a lost cache: train again.
+    let reusable = load_trained(spec, dir, device).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "unreadable vanilla checkpoint: training again");
+        None
+    });
+    let trained = match reusable {
         Some(found) => {
             tracing::info!(dir = %dir.display(), "reusing vanilla checkpoint");
             found

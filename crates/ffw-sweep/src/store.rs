@@ -1,6 +1,8 @@
 //! The sweep's directory: `jobs/<id>/` per job (spec, result, checkpoint, log) and the
-//! append-only `journal.jsonl` of events. A job is done iff its `result.json` exists, and
-//! results are written atomically, so an interrupted sweep never leaves a half result.
+//! append-only `journal.jsonl` of events. A job is done iff its `result.json` parses and
+//! names the job (and, for a vanilla job, the checkpoints and heads its dependants read are
+//! readable); every file is written through [`ffw_data::atomic`], so neither an interrupted
+//! sweep nor a crashed node leaves a half result, and a damaged one is rerun, not trusted.
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SweepError};
-use crate::grid::Job;
+use crate::grid::{Job, JobSpec};
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "snake_case")]
@@ -18,6 +20,10 @@ pub enum EventKind {
     Finished,
     Failed,
     Skipped,
+    /// A damaged result found at start-up and set aside (`error` says where and why).
+    Damaged,
+    /// Stopped by SIGTERM/SIGINT; the job runs again on the next invocation.
+    Interrupted,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -31,6 +37,10 @@ pub struct Event {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secs: Option<f64>,
+    /// Threads of the rank that ran a finished job: its cost in core-seconds is
+    /// `secs * threads` (for `--dry-run`'s estimate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
 }
 
 impl Event {
@@ -46,8 +56,31 @@ impl Event {
             rank,
             error: None,
             secs: None,
+            threads: None,
         }
     }
+}
+
+/// `secs` since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn utc(secs: f64) -> String {
+    let secs = secs.max(0.0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -61,6 +94,19 @@ pub enum JobState {
     /// Started but neither finished nor failed (the process died).
     Incomplete,
     NotStarted,
+    /// Has a result or checkpoint that cannot be trusted (unreadable, or another job's):
+    /// it runs again.
+    Damaged {
+        reason: String,
+    },
+}
+
+/// What `result.json` of a job holds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResultFile {
+    Missing,
+    Valid,
+    Damaged(String),
 }
 
 /// `sweep.json`: the config a sweep ran and the jobs of each of its studies, so a report can
@@ -78,21 +124,30 @@ pub struct Store {
 pub const MANIFEST: &str = "sweep.json";
 
 pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_string_pretty(value).map_err(|e| SweepError::File {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    std::fs::write(&tmp, text).map_err(|e| SweepError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| SweepError::io(path, e))
+    ffw_data::atomic::write(path, text.as_bytes()).map_err(|e| SweepError::io(path, e))
 }
 
+/// The key of `result.json` naming its job: a result copied or renamed into another job's
+/// directory is not that job's.
+pub const RESULT_JOB_KEY: &str = "job";
+
 impl Store {
+    /// The store at `root`, created if needed, for a sweep that writes.
     pub fn open(root: &Path) -> Result<Self> {
         std::fs::create_dir_all(root.join("jobs")).map_err(|e| SweepError::io(root, e))?;
-        Ok(Self {
+        Ok(Self::at(root))
+    }
+
+    /// The store at `root` as it is, for reading only (`--dry-run`, `ffw status`): creates
+    /// nothing; a directory that does not exist reads as a sweep that has not started.
+    pub fn at(root: &Path) -> Self {
+        Self {
             root: root.to_path_buf(),
-        })
+        }
     }
 
     pub fn job_dir(&self, id: &str) -> PathBuf {
@@ -103,8 +158,42 @@ impl Store {
         self.job_dir(id).join("result.json")
     }
 
+    /// Whether the job has a result that can be trusted (see [`Store::result_file`]).
     pub fn is_done(&self, id: &str) -> bool {
-        self.result_path(id).exists()
+        self.result_file(id) == ResultFile::Valid
+    }
+
+    /// A result is valid if it is a JSON object naming this job. Results written before
+    /// results named their job carry no name and are accepted, so finished sweeps stay done.
+    pub fn result_file(&self, id: &str) -> ResultFile {
+        let path = self.result_path(id);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return ResultFile::Missing,
+            Err(e) => return ResultFile::Damaged(e.to_string()),
+        };
+        match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(serde_json::Value::Object(m)) => match m.get(RESULT_JOB_KEY) {
+                None => ResultFile::Valid,
+                Some(serde_json::Value::String(j)) if j == id => ResultFile::Valid,
+                Some(other) => ResultFile::Damaged(format!("it is the result of job {other}")),
+            },
+            Ok(_) => ResultFile::Damaged("not a JSON object".into()),
+            Err(e) => ResultFile::Damaged(format!("not JSON ({e})")),
+        }
+    }
+
+    /// Renames a damaged `result.json` to `result.json.damaged-<unix seconds>`, so the job
+    /// reruns and nothing is deleted; returns the new path.
+    pub fn set_aside(&self, id: &str) -> Result<PathBuf> {
+        let path = self.result_path(id);
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let aside = path.with_extension(format!("json.damaged-{secs}"));
+        std::fs::rename(&path, &aside).map_err(|e| SweepError::io(&path, e))?;
+        Ok(aside)
     }
 
     pub fn read_result(&self, id: &str) -> Result<serde_json::Value> {
@@ -133,34 +222,79 @@ impl Store {
         self.root.join("journal.jsonl")
     }
 
-    /// Appends one event (one line, flushed): only the coordinator calls this.
+    /// Appends one event (one line, synced): only the coordinator calls this. After a torn
+    /// last line (a writer killed mid-line) the event starts a line of its own, so the
+    /// fragment does not swallow it.
     pub fn append(&self, event: &Event) -> Result<()> {
         let path = self.journal_path();
         let mut f = std::fs::OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&path)
             .map_err(|e| SweepError::io(&path, e))?;
-        let line = serde_json::to_string(event).expect("events serialise");
-        writeln!(f, "{line}")
+        let mut line = serde_json::to_string(event).expect("events serialise");
+        line.push('\n');
+        let len = f.metadata().map_err(|e| SweepError::io(&path, e))?.len();
+        if len > 0 {
+            let mut last = [0u8];
+            std::os::unix::fs::FileExt::read_exact_at(&f, &mut last, len - 1)
+                .map_err(|e| SweepError::io(&path, e))?;
+            if last[0] != b'\n' {
+                line.insert(0, '\n');
+            }
+        }
+        f.write_all(line.as_bytes())
             .and_then(|_| f.sync_data())
             .map_err(|e| SweepError::io(&path, e))
     }
 
-    /// All journal events; a torn last line (the writer was killed mid-write) is ignored.
+    /// All journal events. The journal is read as bytes, line by line: a line that is not an
+    /// event (a torn write, a bad byte) is skipped and counted, with one warning per read.
     pub fn events(&self) -> Result<Vec<Event>> {
         let path = self.journal_path();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(text
-                .lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
-                .collect()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![]),
-            Err(e) => Err(SweepError::io(&path, e)),
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(SweepError::io(&path, e)),
+        };
+        let mut events = Vec::new();
+        let mut bad = Vec::new();
+        for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice(line) {
+                Ok(e) => events.push(e),
+                Err(_) => bad.push(i + 1),
+            }
+        }
+        if !bad.is_empty() {
+            tracing::warn!(
+                "{}: skipped {} unreadable line(s) (line {:?}); the other events are used",
+                path.display(),
+                bad.len(),
+                bad
+            );
+        }
+        Ok(events)
+    }
+
+    /// Why a job that has a valid result is not done after all: a vanilla job's checkpoints
+    /// or privacy heads, which its dependants read, are missing or unreadable.
+    fn damage(&self, job: &Job) -> Option<String> {
+        match (self.result_file(&job.id), &job.spec) {
+            (ResultFile::Damaged(why), _) => {
+                Some(format!("{}: {why}", self.result_path(&job.id).display()))
+            }
+            (ResultFile::Valid, JobSpec::Vanilla(spec)) => {
+                crate::pipeline::vanilla_artifacts_unusable(spec, &self.job_dir(&job.id))
+            }
+            _ => None,
         }
     }
 
-    /// Each job's state from its result file and the journal.
+    /// Each job's state from its files and the journal.
     pub fn states(&self, jobs: &[Job]) -> Result<HashMap<String, JobState>> {
         let events = self.events()?;
         let mut failures: HashMap<&str, (usize, String)> = HashMap::new();
@@ -181,7 +315,9 @@ impl Store {
         Ok(jobs
             .iter()
             .map(|j| {
-                let state = if self.is_done(&j.id) {
+                let state = if let Some(reason) = self.damage(j) {
+                    JobState::Damaged { reason }
+                } else if self.is_done(&j.id) {
                     JobState::Done
                 } else if let Some((attempts, error)) = failures.get(j.id.as_str()) {
                     JobState::Failed {
@@ -245,5 +381,83 @@ mod tests {
             }
         );
         assert_eq!(s["d"], JobState::NotStarted);
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0.0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400.0), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_764_662_461.9), "2025-12-02 08:01:01 UTC");
+    }
+
+    #[test]
+    fn bad_bytes_and_a_torn_line_lose_no_other_event() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        store
+            .append(&Event::now("a", EventKind::Started, 1))
+            .unwrap();
+        let journal = tmp.path().join("journal.jsonl");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&journal)
+            .unwrap();
+        // Not UTF-8, then a line cut mid-write without its newline.
+        f.write_all(b"{\"job\": \"\xff\xfe\"}\n{\"time\": 1, \"jo")
+            .unwrap();
+        store
+            .append(&Event::now("a", EventKind::Finished, 1))
+            .unwrap();
+        store
+            .append(&Event::now("b", EventKind::Started, 1))
+            .unwrap();
+        let events = store.events().unwrap();
+        let seen: Vec<(&str, &EventKind)> =
+            events.iter().map(|e| (e.job.as_str(), &e.event)).collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("a", &EventKind::Started),
+                ("a", &EventKind::Finished),
+                ("b", &EventKind::Started)
+            ]
+        );
+    }
+
+    #[test]
+    fn damaged_results_are_not_done_and_are_set_aside() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        for (id, text) in [
+            ("empty", ""),
+            ("garbage", "\u{0}\u{ff}{"),
+            ("array", "[1]"),
+            ("other", r#"{"job": "someone-else"}"#),
+            ("mine", r#"{"job": "mine"}"#),
+            ("legacy", r#"{"report": {}}"#),
+        ] {
+            std::fs::create_dir_all(store.job_dir(id)).unwrap();
+            std::fs::write(store.result_path(id), text).unwrap();
+        }
+        for id in ["empty", "garbage", "array", "other"] {
+            assert!(
+                matches!(store.result_file(id), ResultFile::Damaged(_)),
+                "{id}"
+            );
+            assert!(!store.is_done(id), "{id}");
+        }
+        assert!(store.is_done("mine") && store.is_done("legacy"));
+        assert_eq!(store.result_file("absent"), ResultFile::Missing);
+        let aside = store.set_aside("other").unwrap();
+        assert!(aside
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("result.json.damaged-"));
+        assert_eq!(
+            std::fs::read_to_string(aside).unwrap(),
+            r#"{"job": "someone-else"}"#
+        );
+        assert_eq!(store.result_file("other"), ResultFile::Missing);
     }
 }
