@@ -584,7 +584,7 @@ fn sigterm_mid_job_records_it_interrupted_and_a_rerun_gives_the_uninterrupted_nu
     let ids: Vec<String> = jobs.iter().map(|(id, _)| id.clone()).collect();
     let vanilla = &jobs.iter().find(|(_, d)| !d.contains("<-")).unwrap().0;
 
-    let mut child = ffw()
+    let child = ffw()
         .args([
             "sweep",
             cfg.to_str().unwrap(),

@@ -22,6 +22,7 @@ rho = 0.99
 kernel = 3
 [vanilla]
 epochs = 4
+milestones = [3]
 checkpoints = [0.5, 2.0]
 [ffw]
 variants = ["unstructured"]
