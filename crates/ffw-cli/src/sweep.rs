@@ -137,7 +137,6 @@ pub enum Mpi {}
 
 #[cfg(feature = "mpi")]
 pub fn start_mpi() -> Result<Option<Mpi>> {
-    use mpi::traits::Communicator;
     // Serialized: MPI is initialised here, on the main thread, and then called from the
     // pool thread the command runs on (one thread at a time).
     let (universe, provided) = mpi::initialize_with_threading(mpi::Threading::Serialized)

@@ -97,10 +97,13 @@ impl ParamStore {
     }
 }
 
+/// Saves tensors as safetensors through [`ffw_data::atomic`]: a crash leaves the old file
+/// or the new one, never a truncated file that a later run would trust.
 pub fn save_tensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
-    let tmp = path.with_extension("safetensors.tmp");
-    candle_core::safetensors::save(tensors, &tmp)?;
-    std::fs::rename(&tmp, path).map_err(|e| NnError::Checkpoint {
+    ffw_data::atomic::write_with(path, |tmp| {
+        candle_core::safetensors::save(tensors, tmp.path()).map_err(std::io::Error::other)
+    })
+    .map_err(|e| NnError::Checkpoint {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })

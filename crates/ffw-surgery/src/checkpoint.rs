@@ -37,21 +37,12 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> SurgeryError {
     }
 }
 
-/// Saves tensors as safetensors through [`ffw_data::atomic`]: a crash leaves the old file
-/// or the new one, never a truncated file that a later run would trust.
-pub fn save_tensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
-    ffw_data::atomic::write_with(path, |tmp| {
-        candle_core::safetensors::save(tensors, tmp.path()).map_err(std::io::Error::other)
-    })
-    .map_err(|e| io_err(path, e))
-}
-
 pub fn save(stem: &Path, params: &HashMap<String, Tensor>, card: &CheckpointCard) -> Result<()> {
     let (weights, json) = paths(stem);
     if let Some(dir) = stem.parent() {
         std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     }
-    save_tensors(params, &weights)?;
+    ffw_nn::params::save_tensors(params, &weights)?;
     let text = serde_json::to_string_pretty(card).map_err(|e| io_err(&json, e))?;
     ffw_data::atomic::write(&json, text.as_bytes()).map_err(|e| io_err(&json, e))
 }

@@ -132,6 +132,7 @@ pub fn fit_heads(
         let mut totals = vec![0.0f64; probes.len()];
         let mut batches = 0usize;
         for chunk in epoch_order(n, seed, epoch as u64).chunks(cfg.batch_size) {
+            crate::interrupt::check()?;
             let idx = Tensor::from_iter(chunk.iter().map(|&i| i as u32), features.device())?;
             let x = features.index_select(&idx, 0)?;
             for ((probe, y), total) in probes.iter_mut().zip(labels).zip(&mut totals) {

@@ -140,6 +140,7 @@ impl<'a> Surgery<'a> {
         let (mut ce_sum, mut mi_sum, mut batches) = (0.0f64, 0.0f64, 0usize);
         for chunk in epoch_order(train.len(), order_seed, epoch as u64).chunks(self.cfg.batch_size)
         {
+            crate::interrupt::check()?;
             if chunk.len() < 2 {
                 continue; // MI is undefined on a single sample.
             }
@@ -219,7 +220,9 @@ pub fn run_ffw(
     let mut best: Option<(usize, GateSet, f64)> = None;
     let pb = progress::bar(cfg.max_epochs as u64, "ffw");
 
+    let run_start = Instant::now();
     for epoch in 0..cfg.max_epochs {
+        crate::interrupt::check()?;
         let start = Instant::now();
         let soft = |t: f64| GateMode::Soft { temperature: t };
         let epoch_temperature = temperature.value;
@@ -305,6 +308,9 @@ pub fn run_ffw(
             sparsity = record.sparsity,
             probe_epochs = record.probe_epochs,
             refit_probe_epochs = ?record.refit_probe_epochs,
+            // The schedule decides the length; the epoch cap bounds it.
+            eta_max_secs = run_start.elapsed().as_secs_f64() / (epoch + 1) as f64
+                * (cfg.max_epochs - epoch - 1) as f64,
             "ffw epoch"
         );
         history.push(record);

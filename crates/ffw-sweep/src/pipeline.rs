@@ -10,7 +10,7 @@ use ffw_data::Splits;
 use ffw_nn::gate::GateSet;
 use ffw_nn::params::load_tensors;
 use ffw_nn::{GateMode, Variant};
-use ffw_surgery::checkpoint::{self, save_tensors, CheckpointCard};
+use ffw_surgery::checkpoint::{self, CheckpointCard};
 use ffw_surgery::evaluate::{evaluate_params, MaskReport, UnbiasedSets};
 use ffw_surgery::magnitude::magnitude_mask;
 use ffw_surgery::probe::ProbeInit;
@@ -171,7 +171,7 @@ fn score_vanilla(
             heads.insert(format!("{a}.{name}"), t);
         }
     }
-    save_tensors(&heads, probes)?;
+    ffw_nn::params::save_tensors(&heads, probes)?;
     Ok(eval.report)
 }
 
