@@ -5,7 +5,6 @@
 use std::path::Path;
 
 use ffw_nn::Variant;
-use ffw_report::tables::epochs_label;
 use ffw_report::write_report;
 use ffw_surgery::evaluate::MaskReport;
 use ffw_sweep::grid::{expand, Job, JobSpec};
@@ -40,32 +39,38 @@ fn table(dir: &Path, stem: &str) -> String {
     std::fs::read_to_string(dir.join("report").join(format!("{stem}.md"))).unwrap()
 }
 
-/// Asserts that the row of `table` starting with `start` shows the report's task, bias and
-/// sparsity as one-seed cells (sparsity missing for an unpruned model).
-fn assert_row(table: &str, start: &str, report: &MaskReport) {
+/// The report's cell for these per-seed values (in %): mean ± sample std (seeds).
+fn cell(values: &[f64]) -> String {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    format!("| {mean:.2} ± {sd:.2} ({}) |", values.len())
+}
+
+/// Asserts that the row of `table` starting with `start` shows the task, bias and sparsity of
+/// these reports (one per seed) as mean ± std cells (sparsity missing for unpruned models).
+fn refs(v: &[MaskReport]) -> Vec<&MaskReport> {
+    v.iter().collect()
+}
+
+fn assert_row(table: &str, start: &str, reports: &[&MaskReport]) {
     let row = table
         .lines()
         .find(|l| l.starts_with(start))
         .unwrap_or_else(|| panic!("no row starting {start:?} in\n{table}"));
+    let of = |f: &dyn Fn(&MaskReport) -> f64| -> Vec<f64> {
+        reports.iter().map(|r| 100.0 * f(r)).collect()
+    };
     let mut cells = vec![
-        format!("| {:.2} (1) |", 100.0 * report.test.task_acc),
-        format!("| {:.2} (1) |", 100.0 * report.test.bias_acc[0]),
+        cell(&of(&|r| r.test.task_acc)),
+        cell(&of(&|r| r.test.bias_acc[0])),
     ];
-    if let Some(s) = &report.sparsity {
-        cells.push(format!("| {:.2} (1) |", 100.0 * s.global));
+    if reports[0].sparsity.is_some() {
+        cells.push(cell(&of(&|r| r.sparsity.as_ref().unwrap().global)));
     }
-    for cell in cells {
-        assert!(row.contains(&cell), "{start}: {cell} missing in {row}");
+    for c in cells {
+        assert!(row.contains(&c), "{start}: {c} missing in {row}");
     }
-}
-
-fn rho_of(jobs: &[Job], vanilla: &str) -> f64 {
-    jobs.iter()
-        .find_map(|j| match &j.spec {
-            JobSpec::Vanilla(v) if j.id == vanilla => Some(v.data.rho()),
-            _ => None,
-        })
-        .unwrap()
 }
 
 #[test]
@@ -84,79 +89,56 @@ fn the_quick_sweeps_report_shows_every_job_it_ran() {
         ids(&jobs),
         "configs/quick.toml changed: rerun the quick sweep and refresh {FIXTURE}"
     );
-
     assert_eq!(
         jobs.len(),
-        16,
-        "2 vanilla, 9 FFW and 5 magnitude-pruning jobs"
+        24,
+        "3 seeds × (1 vanilla, 2 FFW and 5 magnitude-pruning jobs)"
     );
     let summary = write_report(dir).unwrap();
     assert_eq!((summary.jobs, summary.jobs_done), (jobs.len(), jobs.len()));
-    assert!(
-        summary.not_produced.is_empty(),
-        "{:?}",
-        summary.not_produced
-    );
-    assert_eq!(summary.figures, 4);
+    assert_eq!(summary.figures, 2, "Fig. 4 and Fig. 6: {:?}", summary.not_produced);
+    let t7 = table(dir, "table7_magnitude");
 
-    let base_rho = manifest.config.data.rho();
-    let base_lambda = manifest.config.ffw.settings.lambda;
-    let (t1, t2, t6, t7) = (
-        table(dir, "table1_lambda"),
-        table(dir, "table2_rho"),
-        table(dir, "table6_epochs"),
-        table(dir, "table7_magnitude"),
-    );
+    // Group the jobs' results by what Table 7 shows in a row; each row is over 3 seeds.
+    let (mut vanilla, mut ffw, mut structured) = (vec![], vec![], vec![]);
+    let mut magnitude: Vec<(f64, Vec<MaskReport>)> = vec![];
     for job in &jobs {
         match &job.spec {
-            JobSpec::Vanilla(v) => {
-                let r: VanillaResult = result(dir, job);
-                assert_row(&t2, &format!("| {} | vanilla |", v.data.rho()), &r.report);
-                if v.data.rho() == base_rho {
-                    assert_row(&t7, "| – | vanilla |", &r.report);
-                    let first = &r.checkpoints[0];
-                    assert_row(&t6, "| 1/60 | vanilla |", &first.report);
-                }
-            }
+            JobSpec::Vanilla(_) => vanilla.push(result::<VanillaResult>(dir, job).report),
             JobSpec::Ffw(f) => {
                 let r: FfwResult = result(dir, job);
-                let rho = rho_of(&jobs, &f.vanilla);
-                let label = match f.ffw.variant {
-                    Variant::Unstructured => "FFW",
-                    Variant::Structured => "FFW-structured",
-                };
-                if f.ffw.lambda == base_lambda && f.at.is_none() {
-                    assert_row(&t2, &format!("| {rho} | {label} |"), &r.final_mask);
-                }
-                if rho == base_rho && f.ffw.variant == Variant::Unstructured {
-                    match (f.at, f.ffw.lambda == base_lambda) {
-                        (None, true) => {
-                            assert_row(
-                                &t1,
-                                &format!("| {base_lambda} (base) | FFW |"),
-                                &r.final_mask,
-                            );
-                            assert_row(&t7, "| – | FFW |", &r.final_mask);
-                        }
-                        (None, false) => {
-                            assert_row(&t1, &format!("| {} | FFW |", f.ffw.lambda), &r.final_mask)
-                        }
-                        (Some(at), _) => assert_row(
-                            &t6,
-                            &format!("| {} | FFW |", epochs_label(at)),
-                            &r.final_mask,
-                        ),
-                    }
+                match f.ffw.variant {
+                    Variant::Unstructured => ffw.push(r.final_mask),
+                    Variant::Structured => structured.push(r.final_mask),
                 }
             }
             JobSpec::Magnitude(m) => {
                 let r: MagnitudeResult = result(dir, job);
-                let target = format!("| {} | magnitude pruning |", 100.0 * m.sparsity);
-                assert_row(&t7, &target, &r.report);
                 // Global magnitude pruning reaches its target sparsity to within one weight.
                 let reached = r.report.sparsity.as_ref().unwrap().global;
-                assert!((reached - m.sparsity).abs() < 1e-3, "{target}: {reached}");
+                assert!((reached - m.sparsity).abs() < 1e-3, "{}: {reached}", m.sparsity);
+                match magnitude.iter_mut().find(|(s, _)| *s == m.sparsity) {
+                    Some((_, rs)) => rs.push(r.report),
+                    None => magnitude.push((m.sparsity, vec![r.report])),
+                }
             }
         }
+    }
+    assert_row(&t7, "| – | vanilla |", &refs(&vanilla));
+    assert_row(&t7, "| – | FFW |", &refs(&ffw));
+    assert_row(&t7, "| – | FFW-structured |", &refs(&structured));
+    assert_eq!(magnitude.len(), 5);
+    for (sparsity, reports) in &magnitude {
+        assert_eq!(reports.len(), 3);
+        let collapsed = reports.iter().filter(|r| r.collapsed).count();
+        let label = match collapsed {
+            0 => "magnitude pruning".to_string(),
+            k => format!("magnitude pruning ({k} of 3 collapsed)"),
+        };
+        assert_row(
+            &t7,
+            &format!("| {} | {label} |", 100.0 * sparsity),
+            &refs(reports),
+        );
     }
 }
