@@ -4,8 +4,11 @@
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
+use crate::benchmark::Benchmark;
 use crate::dataset::{Dataset, Splits};
 use crate::error::{DataError, Result};
 use crate::idx::Images;
@@ -148,8 +151,10 @@ fn to_dataset(split: &MnistSplit, colours: &[u8]) -> Result<Dataset> {
 
 /// Sizes and correlations of the four Biased MNIST splits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct BiasedMnistConfig {
+    /// Directory with the four MNIST IDX files (raw or .gz).
+    pub dir: PathBuf,
     /// Colour-label correlation of the biased train set.
     pub rho: f64,
     /// Use only this many MNIST train images (a seeded sample) for biased training.
@@ -166,6 +171,7 @@ impl Default for BiasedMnistConfig {
     /// The paper's setting at rho = 0.99: 10,000 + 10,000 unbiased images.
     fn default() -> Self {
         BiasedMnistConfig {
+            dir: PathBuf::from("data/mnist"),
             rho: 0.99,
             n_train: None,
             n_unbiased_train: 10_000,
@@ -263,6 +269,58 @@ pub(crate) fn sample(
     let mut order: Vec<usize> = (0..split.len()).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     Ok(split.take(&order[..n]))
+}
+
+impl Benchmark for BiasedMnistConfig {
+    fn name(&self) -> &'static str {
+        "biased_mnist"
+    }
+
+    fn validate(&self) -> Result<()> {
+        for (key, rho) in [("rho", self.rho), ("unbiased_rho", self.unbiased_rho)] {
+            if !(0.0..=1.0).contains(&rho) {
+                return Err(DataError::Invalid(format!(
+                    "data.{key}: must be in [0, 1], got {rho}"
+                )));
+            }
+        }
+        for (key, v) in [
+            ("n_unbiased_train", Some(self.n_unbiased_train)),
+            ("n_unbiased_val", Some(self.n_unbiased_val)),
+            ("n_train", self.n_train),
+            ("n_test", self.n_test),
+        ] {
+            if v == Some(0) {
+                return Err(DataError::Invalid(format!("data.{key}: must be > 0")));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_files(&self) -> Result<()> {
+        crate::mnist::check_dir(&self.dir)
+    }
+
+    fn splits(&self, seed: u64) -> Result<Splits> {
+        build_splits(&crate::mnist::load_dir(&self.dir)?, self, seed)
+    }
+
+    fn n_classes(&self) -> usize {
+        N_CLASSES
+    }
+
+    fn input_len(&self) -> usize {
+        3 * 28 * 28
+    }
+
+    fn rho(&self) -> Option<f64> {
+        Some(self.rho)
+    }
+
+    fn set_rho(&mut self, rho: f64) -> bool {
+        self.rho = rho;
+        true
+    }
 }
 
 #[cfg(test)]
@@ -466,6 +524,7 @@ mod tests {
     fn build_splits_sizes_sources_and_determinism() {
         let mnist = coded_mnist();
         let cfg = BiasedMnistConfig {
+            dir: PathBuf::new(),
             rho: 0.9,
             n_train: Some(250),
             n_unbiased_train: 120,

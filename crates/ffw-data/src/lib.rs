@@ -2,6 +2,7 @@
 //! Biased MNIST, Multi-Color MNIST, and the in-memory [`Dataset`] with its batches and seeded orders.
 
 pub mod atomic;
+pub mod benchmark;
 pub mod biased_mnist;
 pub mod dataset;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod multi_color_mnist;
 pub mod npm_import;
 pub mod seeds;
 
+pub use benchmark::{Benchmark, DataConfig};
 pub use dataset::{Batch, Dataset, Splits};
 pub use error::{DataError, Result};
 pub use idx::Images;

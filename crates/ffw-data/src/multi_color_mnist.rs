@@ -1,11 +1,14 @@
 //! Multi-Color MNIST (DebiAN protocol, PROTOCOL §5): the background's left and right halves
 //! each carry a colour, each correlated with the digit at its own strength, so a model has two
 //! shortcuts of different strength. Two bias attributes: the left and the right colour.
+use std::path::PathBuf;
+
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
+use crate::benchmark::Benchmark;
 use crate::biased_mnist::sample;
 use crate::dataset::{random_split, Dataset, Splits};
 use crate::error::{DataError, Result};
@@ -35,6 +38,8 @@ pub const ATTRIBUTES: [&str; 2] = ["left_colour", "right_colour"];
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MultiColorMnistConfig {
+    /// Directory with the four MNIST IDX files (raw or .gz).
+    pub dir: PathBuf,
     /// Fraction of training samples whose left colour is *not* the digit's (ρ_L = 1 − skew).
     pub left_skew: f64,
     /// The same for the right half (ρ_R = 1 − skew).
@@ -52,6 +57,7 @@ impl Default for MultiColorMnistConfig {
     /// DebiAN's and the paper's setting: skews 0.01 / 0.05, severity 4, 60/20/20.
     fn default() -> Self {
         Self {
+            dir: PathBuf::from("data/mnist"),
             left_skew: 0.01,
             right_skew: 0.05,
             severity: 4,
@@ -61,31 +67,51 @@ impl Default for MultiColorMnistConfig {
     }
 }
 
-impl MultiColorMnistConfig {
-    pub fn validate(&self) -> Result<()> {
+impl Benchmark for MultiColorMnistConfig {
+    fn name(&self) -> &'static str {
+        "multi_color_mnist"
+    }
+
+    fn check_files(&self) -> Result<()> {
+        crate::mnist::check_dir(&self.dir)
+    }
+
+    fn splits(&self, seed: u64) -> Result<Splits> {
+        build_splits(&crate::mnist::load_dir(&self.dir)?, self, seed)
+    }
+
+    fn n_classes(&self) -> usize {
+        N_CLASSES
+    }
+
+    fn input_len(&self) -> usize {
+        3 * 28 * 28
+    }
+
+    fn validate(&self) -> Result<()> {
         for (key, skew) in [
             ("left_skew", self.left_skew),
             ("right_skew", self.right_skew),
         ] {
             if !(0.0..=1.0).contains(&skew) {
                 return Err(DataError::Invalid(format!(
-                    "{key} must be in [0, 1], got {skew}"
+                    "data.{key}: must be in [0, 1], got {skew}"
                 )));
             }
         }
         if !(1..=SEVERITY_STD.len()).contains(&self.severity) {
             return Err(DataError::Invalid(format!(
-                "severity must be in 1..=5, got {}",
+                "data.severity: must be in 1..=5, got {}",
                 self.severity
             )));
         }
         if self.n_train == Some(0) {
-            return Err(DataError::Invalid("n_train must be at least 1".into()));
+            return Err(DataError::Invalid("data.n_train: must be > 0".into()));
         }
         let total: f64 = self.unbiased_fractions.iter().sum();
         if self.unbiased_fractions.iter().any(|f| !(*f > 0.0)) || total > 1.0 + 1e-9 {
             return Err(DataError::Invalid(format!(
-                "unbiased_fractions must be positive and sum to at most 1, got {:?}",
+                "data.unbiased_fractions: must be positive and sum to at most 1, got {:?}",
                 self.unbiased_fractions
             )));
         }

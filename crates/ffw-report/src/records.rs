@@ -200,7 +200,7 @@ impl Sweep {
                 job: id.to_string(),
                 method,
                 studies: studies.clone(),
-                rho: v.data.rho(),
+                rho: v.data.benchmark().rho().unwrap_or(f64::NAN),
                 seed: v.seed,
                 vanilla_epochs: v.vanilla.epochs,
                 lambda: None,
@@ -273,7 +273,7 @@ impl Sweep {
 
     pub fn base(&self) -> Base {
         Base {
-            rho: self.config.data.rho(),
+            rho: self.config.data.benchmark().rho().unwrap_or(f64::NAN),
             lambda: self.config.ffw.settings.lambda,
             vanilla_epochs: self.config.vanilla.epochs,
         }

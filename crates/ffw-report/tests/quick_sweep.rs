@@ -96,7 +96,11 @@ fn the_quick_sweeps_report_shows_every_job_it_ran() {
     );
     let summary = write_report(dir).unwrap();
     assert_eq!((summary.jobs, summary.jobs_done), (jobs.len(), jobs.len()));
-    assert_eq!(summary.figures, 2, "Fig. 4 and Fig. 6: {:?}", summary.not_produced);
+    assert_eq!(
+        summary.figures, 2,
+        "Fig. 4 and Fig. 6: {:?}",
+        summary.not_produced
+    );
     let t7 = table(dir, "table7_magnitude");
 
     // Group the jobs' results by what Table 7 shows in a row; each row is over 3 seeds.
@@ -116,7 +120,11 @@ fn the_quick_sweeps_report_shows_every_job_it_ran() {
                 let r: MagnitudeResult = result(dir, job);
                 // Global magnitude pruning reaches its target sparsity to within one weight.
                 let reached = r.report.sparsity.as_ref().unwrap().global;
-                assert!((reached - m.sparsity).abs() < 1e-3, "{}: {reached}", m.sparsity);
+                assert!(
+                    (reached - m.sparsity).abs() < 1e-3,
+                    "{}: {reached}",
+                    m.sparsity
+                );
                 match magnitude.iter_mut().find(|(s, _)| *s == m.sparsity) {
                     Some((_, rs)) => rs.push(r.report),
                     None => magnitude.push((m.sparsity, vec![r.report])),

@@ -3,7 +3,7 @@
 //! Unknown keys and out-of-range values are errors naming the key.
 use std::path::{Path, PathBuf};
 
-use ffw_data::biased_mnist::BiasedMnistConfig;
+use ffw_data::DataConfig;
 use ffw_nn::{Arch, ModelSpec, Variant};
 use ffw_surgery::{FfwConfig, VanillaConfig};
 use serde::{Deserialize, Serialize};
@@ -32,41 +32,33 @@ pub struct RunConfig {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum DataConfig {
-    BiasedMnist {
-        /// Directory with the four MNIST IDX files (raw or .gz).
-        dir: PathBuf,
-        rho: f64,
-        n_train: Option<usize>,
-        #[serde(default = "default_unbiased")]
-        n_unbiased_train: usize,
-        #[serde(default = "default_unbiased")]
-        n_unbiased_val: usize,
-        n_test: Option<usize>,
-        #[serde(default = "default_unbiased_rho")]
-        unbiased_rho: f64,
-    },
-}
-
-fn default_unbiased() -> usize {
-    10_000
-}
-
-fn default_unbiased_rho() -> f64 {
-    0.1
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
+    #[serde(default)]
+    pub name: ModelName,
     /// SimpleConvNet kernel size (the paper uses 7).
     #[serde(default = "default_kernel")]
     pub kernel: usize,
+    /// MLP hidden layer widths (the paper's Multi-Color MNIST MLP: 100, 100, 100).
+    #[serde(default = "default_hidden")]
+    pub hidden: Vec<usize>,
+}
+
+/// The model family; each has its module in ffw-nn and its arm in [`RunConfig::arch`].
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelName {
+    #[default]
+    SimpleConvNet,
+    Mlp,
 }
 
 fn default_kernel() -> usize {
     7
+}
+
+fn default_hidden() -> Vec<usize> {
+    vec![100, 100, 100]
 }
 
 /// FFW settings plus the variants to run on the same vanilla model.
@@ -217,46 +209,6 @@ impl SweepAxes {
     }
 }
 
-impl DataConfig {
-    pub fn rho(&self) -> f64 {
-        match self {
-            DataConfig::BiasedMnist { rho, .. } => *rho,
-        }
-    }
-
-    pub fn with_rho(&self, value: f64) -> Self {
-        let mut d = self.clone();
-        match &mut d {
-            DataConfig::BiasedMnist { rho, .. } => *rho = value,
-        }
-        d
-    }
-
-    pub fn biased_mnist(&self) -> (PathBuf, BiasedMnistConfig) {
-        match self {
-            DataConfig::BiasedMnist {
-                dir,
-                rho,
-                n_train,
-                n_unbiased_train,
-                n_unbiased_val,
-                n_test,
-                unbiased_rho,
-            } => (
-                dir.clone(),
-                BiasedMnistConfig {
-                    rho: *rho,
-                    n_train: *n_train,
-                    n_unbiased_train: *n_unbiased_train,
-                    n_unbiased_val: *n_unbiased_val,
-                    n_test: *n_test,
-                    unbiased_rho: *unbiased_rho,
-                },
-            ),
-        }
-    }
-}
-
 /// The wrong key of `[ffw]`, `[ffw.probe]` or `[sweep]`, with its line, if one of them
 /// fails to deserialise: serde's `flatten` (which those sections use) loses the key and
 /// leaves toml pointing at the section header. Each key is deserialised alone to find it.
@@ -339,39 +291,33 @@ impl RunConfig {
     /// Checks the files under `data.dir` (their headers): both splits present and non-empty.
     /// Kept apart from [`RunConfig::validate`] so a config can be listed where the data is not.
     pub fn check_data(&self) -> Result<()> {
-        let (dir, _) = self.data.biased_mnist();
-        ffw_data::mnist::check_dir(&dir).map_err(|e| SweepError::Config(format!("data.dir: {e}")))
+        self.data
+            .benchmark()
+            .check_files()
+            .map_err(|e| SweepError::Config(format!("data.dir: {e}")))
     }
 
+    /// The model `[model]` names, sized for the benchmark.
     pub fn arch(&self) -> Arch {
-        Arch::SimpleConvNet(ffw_nn::SimpleConvNetSpec {
-            kernel: self.model.kernel,
-            n_classes: ffw_data::mnist::N_CLASSES,
-        })
+        let data = self.data.benchmark();
+        match self.model.name {
+            ModelName::SimpleConvNet => Arch::SimpleConvNet(ffw_nn::SimpleConvNetSpec {
+                kernel: self.model.kernel,
+                n_classes: data.n_classes(),
+            }),
+            ModelName::Mlp => Arch::Mlp(ffw_nn::MlpSpec {
+                input: data.input_len(),
+                hidden: self.model.hidden.clone(),
+                n_classes: data.n_classes(),
+            }),
+        }
     }
 
     pub fn validate(&self) -> Result<()> {
-        let DataConfig::BiasedMnist {
-            rho,
-            n_unbiased_train,
-            n_unbiased_val,
-            unbiased_rho,
-            n_train,
-            n_test,
-            ..
-        } = &self.data;
-        check_rho("data.rho", *rho)?;
-        check_rho("data.unbiased_rho", *unbiased_rho)?;
-        for (key, v) in [
-            ("data.n_unbiased_train", Some(*n_unbiased_train)),
-            ("data.n_unbiased_val", Some(*n_unbiased_val)),
-            ("data.n_train", *n_train),
-            ("data.n_test", *n_test),
-        ] {
-            if v == Some(0) {
-                return Err(bad(key, "must be > 0"));
-            }
-        }
+        self.data
+            .benchmark()
+            .validate()
+            .map_err(|e| SweepError::Config(e.to_string()))?;
         self.arch().validate().map_err(|e| bad("model", e))?;
         self.vanilla.validate()?;
         if self.vanilla.epochs == 0 {
@@ -387,6 +333,20 @@ impl RunConfig {
         self.sweep.axes.validate("sweep", &self.vanilla)?;
         for (name, axes) in self.studies.declared() {
             axes.validate(&format!("studies.{name}"), &self.vanilla)?;
+        }
+        let data = self.data.benchmark();
+        for (name, axes) in self.grids() {
+            if !axes.rho.is_empty() && data.rho().is_none() {
+                let section = if name == "grid" {
+                    "sweep".into()
+                } else {
+                    format!("studies.{name}")
+                };
+                return Err(bad(
+                    &format!("{section}.rho"),
+                    format!("{} has no rho to vary", data.name()),
+                ));
+            }
         }
         Ok(())
     }

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
 
-use crate::config::{DataConfig, RunConfig, SweepAxes};
+use crate::config::{RunConfig, SweepAxes};
+use ffw_data::DataConfig;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct VanillaSpec {
@@ -80,9 +81,11 @@ impl Job {
     pub fn describe(&self, jobs: &[Job]) -> String {
         match &self.spec {
             JobSpec::Vanilla(v) => {
+                let data = v.data.benchmark();
+                let rho = data.rho().map(|r| format!(" rho={r}")).unwrap_or_default();
                 format!(
-                    "vanilla rho={} seed={} epochs={}",
-                    v.data.rho(),
+                    "vanilla {}{rho} seed={} epochs={}",
+                    data.name(),
                     v.seed,
                     v.vanilla.epochs
                 )
@@ -147,11 +150,24 @@ fn expand_axes(cfg: &RunConfig, axes: &SweepAxes) -> Vec<Job> {
     let starts: Vec<Option<f64>> = std::iter::once(None)
         .chain(axes.at.iter().copied().map(Some))
         .collect();
-    for &rho in &axis(&axes.rho, &[cfg.data.rho()]) {
+    // A benchmark without a ρ has one data setting: its own.
+    let data_points: Vec<DataConfig> = if axes.rho.is_empty() {
+        vec![cfg.data.clone()]
+    } else {
+        axes.rho
+            .iter()
+            .map(|&r| {
+                cfg.data
+                    .with_rho(r)
+                    .expect("validated: the benchmark has a rho")
+            })
+            .collect()
+    };
+    for data in &data_points {
         for &seed in &axis(&axes.seeds, &[cfg.seed]) {
             for &epochs in &axis(&axes.vanilla_epochs, &[cfg.vanilla.epochs]) {
                 let vanilla = Job::new(JobSpec::Vanilla(VanillaSpec {
-                    data: cfg.data.with_rho(rho),
+                    data: data.clone(),
                     arch: cfg.arch(),
                     vanilla: VanillaConfig {
                         epochs,

@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use ffw_data::biased_mnist::build_splits;
-use ffw_data::Splits;
+use ffw_data::{DataConfig, Splits};
 use ffw_nn::gate::GateSet;
 use ffw_nn::params::load_tensors;
 use ffw_nn::{GateMode, Variant};
@@ -19,7 +18,6 @@ use ffw_surgery::surgery::{run_ffw, Checkpoint, FfwEpoch};
 use ffw_surgery::vanilla::{train_vanilla, VanillaEpoch, VanillaOutcome};
 use serde::{Deserialize, Serialize};
 
-use crate::config::DataConfig;
 use crate::error::{Result, SweepError};
 use crate::grid::{FfwSpec, MagnitudeSpec, VanillaSpec};
 
@@ -69,9 +67,7 @@ pub struct MagnitudeResult {
 /// The Biased MNIST splits of a data config; `seed` is the vanilla job's, so every job built
 /// on one vanilla model sees the same images.
 pub fn load_splits(data: &DataConfig, seed: u64) -> Result<Splits> {
-    let (dir, cfg) = data.biased_mnist();
-    let mnist = ffw_data::mnist::load_dir(&dir)?;
-    Ok(build_splits(&mnist, &cfg, sub_seed(seed, "data"))?)
+    Ok(data.benchmark().splits(sub_seed(seed, "data"))?)
 }
 
 fn sets(splits: &Splits) -> UnbiasedSets<'_> {

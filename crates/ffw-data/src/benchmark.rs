@@ -1,0 +1,83 @@
+//! The dataset seam: a benchmark is its settings (one arm of [`DataConfig`], the `[data]`
+//! section of a config) and what they build: the four splits, with the task and bias labels
+//! and the aligned/conflicting groups. Adding a benchmark is a module implementing
+//! [`Benchmark`] and one arm here; the sweep, FFW and the report only see this trait.
+use serde::{Deserialize, Serialize};
+
+use crate::biased_mnist::BiasedMnistConfig;
+use crate::dataset::Splits;
+use crate::error::Result;
+use crate::multi_color_mnist::MultiColorMnistConfig;
+
+pub trait Benchmark {
+    /// Its name in results, listings and tables, e.g. `biased_mnist`.
+    fn name(&self) -> &'static str;
+    /// Checks every setting; an error names the key (`data.<key>`).
+    fn validate(&self) -> Result<()>;
+    /// Checks the files the splits are built from (their headers), naming a bad one.
+    fn check_files(&self) -> Result<()>;
+    /// The biased train set and the unbiased sets; `seed` draws every random choice.
+    fn splits(&self, seed: u64) -> Result<Splits>;
+    /// Task classes.
+    fn n_classes(&self) -> usize;
+    /// Values in one input sample (a flat model's input width).
+    fn input_len(&self) -> usize;
+    /// The bias correlation a sweep's `rho` axis varies, for benchmarks that have one.
+    fn rho(&self) -> Option<f64> {
+        None
+    }
+    /// Sets that correlation; false if the benchmark has none.
+    fn set_rho(&mut self, _rho: f64) -> bool {
+        false
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DataConfig {
+    BiasedMnist(BiasedMnistConfig),
+    MultiColorMnist(MultiColorMnistConfig),
+}
+
+impl DataConfig {
+    pub fn benchmark(&self) -> &dyn Benchmark {
+        match self {
+            DataConfig::BiasedMnist(b) => b,
+            DataConfig::MultiColorMnist(b) => b,
+        }
+    }
+
+    fn benchmark_mut(&mut self) -> &mut dyn Benchmark {
+        match self {
+            DataConfig::BiasedMnist(b) => b,
+            DataConfig::MultiColorMnist(b) => b,
+        }
+    }
+
+    /// A copy at correlation `rho`; `None` if the benchmark has no such parameter.
+    pub fn with_rho(&self, rho: f64) -> Option<Self> {
+        let mut d = self.clone();
+        d.benchmark_mut().set_rho(rho).then_some(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_data_section_picks_the_benchmark_by_kind() {
+        let d: DataConfig =
+            toml::from_str("kind = \"multi_color_mnist\"\nleft_skew = 0.02\n").unwrap();
+        assert_eq!(d.benchmark().name(), "multi_color_mnist");
+        assert_eq!(d.benchmark().rho(), None);
+        assert_eq!(d.with_rho(0.9), None);
+        let d: DataConfig = toml::from_str("kind = \"biased_mnist\"\nrho = 0.7\n").unwrap();
+        assert_eq!(d.benchmark().rho(), Some(0.7));
+        assert_eq!(d.with_rho(0.9).unwrap().benchmark().rho(), Some(0.9));
+        let err = toml::from_str::<DataConfig>("kind = \"biased_mnist\"\nrhoo = 0.7\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rhoo"), "{err}");
+    }
+}
