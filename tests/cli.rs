@@ -195,3 +195,75 @@ fn malformed_configs_are_rejected_naming_the_key() {
     let missing = tmp.path().join("absent.toml");
     assert_fails_naming(&run(&missing, &out), "absent.toml", &out);
 }
+
+/// Multi-Color MNIST end to end on a tiny generated MNIST: the MLP, two bias attributes (two
+/// privacy heads, stopping together), the four left/right aligned/conflicting groups and
+/// their mean, in `result.json`.
+#[test]
+fn a_tiny_multi_color_mnist_run_scores_two_attributes_and_four_groups() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mnist");
+    write_mnist(&data, 300, 200);
+    let cfg = tmp.path().join("mc.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+seed = 3
+[data]
+kind = "multi_color_mnist"
+dir = "{}"
+[model]
+name = "mlp"
+hidden = [16, 16]
+[vanilla]
+epochs = 2
+batch_size = 50
+milestones = []
+optimizer = {{ name = "adam", lr = 1e-3, weight_decay = 1e-4 }}
+[ffw]
+variants = ["unstructured"]
+max_epochs = 2
+temperature_patience = 0
+[ffw.probe]
+max_epochs = 5
+"#,
+            data.display()
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let o = run(&cfg, &out);
+    common::ok(&o);
+    let r = result(&out);
+    let vanilla = &r["vanilla"];
+    // 200 test digits, balanced, cut 60/20/20.
+    assert_eq!(vanilla["data_sizes"]["unbiased_train"], 120);
+    assert_eq!(vanilla["data_sizes"]["test"], 40);
+    for report in [&vanilla["report"], &r["ffw"][0]["final_mask"]] {
+        let test = &report["test"];
+        assert_eq!(test["bias_acc"].as_array().unwrap().len(), 2, "{test}");
+        assert_eq!(test["groups"].as_array().unwrap().len(), 4, "{test}");
+        let present: Vec<f64> = test["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|g| g.as_f64())
+            .collect();
+        let mean = present.iter().sum::<f64>() / present.len() as f64;
+        assert!((test["unbiased_acc"].as_f64().unwrap() - mean).abs() < 1e-12);
+        // One stop for both heads.
+        let epochs = report["probe_epochs"].as_array().unwrap();
+        assert_eq!(epochs.len(), 2);
+        assert_eq!(epochs[0], epochs[1]);
+    }
+    let ffw = &r["ffw"][0];
+    assert_eq!(ffw["epochs"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        ffw["epochs"][0]["soft_val"]["bias_acc"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}

@@ -271,3 +271,97 @@ fn a_checkpoint_is_the_model_after_that_many_steps() {
         }
     }
 }
+
+/// A model added in a few lines, through the model seam alone (`ModelSpec` + `Backbone`):
+/// vanilla training, both FFW variants, magnitude pruning and the per-layer sparsity run on
+/// it without any change to the crates.
+#[test]
+fn a_model_added_through_the_seam_runs_vanilla_ffw_and_pruning() {
+    use candle_core::{Module, Tensor};
+    use ffw_nn::{Backbone, GatedLayerSpec, Model, ModelSpec};
+
+    struct Toy;
+    struct ToyNet {
+        hidden: candle_nn::Linear,
+        head: candle_nn::Linear,
+    }
+    impl Backbone for ToyNet {
+        fn features(&self, x: &Tensor, _train: bool) -> candle_core::Result<Tensor> {
+            self.hidden.forward(x)?.relu()
+        }
+        fn head(&self, f: &Tensor) -> candle_core::Result<Tensor> {
+            self.head.forward(f)
+        }
+    }
+    impl ModelSpec for Toy {
+        fn validate(&self) -> ffw_nn::Result<()> {
+            Ok(())
+        }
+        fn build(&self, vb: candle_nn::VarBuilder) -> ffw_nn::Result<Model> {
+            Ok(Box::new(ToyNet {
+                hidden: candle_nn::linear(DIM, 8, vb.pp("hidden"))?,
+                head: candle_nn::linear(8, 2, vb.pp("head"))?,
+            }))
+        }
+        fn feature_dim(&self) -> usize {
+            8
+        }
+        fn gated_layers(&self) -> Vec<GatedLayerSpec> {
+            ["hidden", "head"]
+                .map(|name| GatedLayerSpec {
+                    name: name.into(),
+                    norm: None,
+                })
+                .to_vec()
+        }
+    }
+
+    let device = Device::Cpu;
+    let train = synthetic(400, 0.95, 1);
+    let (utrain, uval, test) = (
+        synthetic(200, 0.5, 2),
+        synthetic(200, 0.5, 3),
+        synthetic(200, 0.5, 4),
+    );
+    let sets = UnbiasedSets {
+        train: &utrain,
+        val: &uval,
+        test: &test,
+    };
+    let vanilla_cfg = VanillaConfig {
+        epochs: 2,
+        batch_size: 50,
+        ..Default::default()
+    };
+    let vanilla = train_vanilla(&Toy, &train, None, &vanilla_cfg, 0, &device).unwrap();
+    let mut cfg = FfwConfig {
+        batch_size: 50,
+        max_epochs: 3,
+        ..Default::default()
+    };
+    cfg.probe.max_epochs = 10;
+    let fresh = ProbeInit::Fresh { seed: 9 };
+    let probes: Vec<_> =
+        evaluate_params(&Toy, &vanilla.params, &sets, &cfg.probe, &fresh, 1, &device)
+            .unwrap()
+            .probes
+            .iter()
+            .map(|p| p.params().unwrap())
+            .collect();
+    for variant in [Variant::Unstructured, Variant::Structured] {
+        cfg.variant = variant;
+        let out = run_ffw(&Toy, &vanilla.params, &sets, &cfg, &probes, 5, &device).unwrap();
+        assert_eq!(out.history.len(), 3);
+        let layers: Vec<String> = out
+            .gates
+            .sparsity()
+            .unwrap()
+            .per_layer
+            .into_iter()
+            .map(|l| l.layer)
+            .collect();
+        assert_eq!(layers, ["hidden", "head"]);
+    }
+    let mask = ffw_surgery::magnitude::magnitude_mask(&Toy, &vanilla.params, 0.5, &device).unwrap();
+    assert!((mask.sparsity().unwrap().global - 0.5).abs() < 0.01);
+}
