@@ -259,6 +259,25 @@ max_epochs = 5
     }
     let ffw = &r["ffw"][0];
     assert_eq!(ffw["epochs"].as_array().unwrap().len(), 2);
+
+    // Table 5's "ours" rows are this run's numbers (one seed): a sweep of the same config
+    // reuses the run's jobs and writes the report.
+    let (cfg, out_s) = (cfg.to_str().unwrap(), out.to_str().unwrap());
+    common::ok(
+        &common::ffw()
+            .args(["sweep", cfg, "--output", out_s])
+            .output()
+            .unwrap(),
+    );
+    let t5 = std::fs::read_to_string(out.join("report/table5_multi_color_mnist.md")).unwrap();
+    for (method, report) in [("vanilla", &vanilla["report"]), ("FFW", &ffw["final_mask"])] {
+        let row = t5
+            .lines()
+            .find(|l| l.starts_with(&format!("| {method} | ours |")))
+            .unwrap_or_else(|| panic!("no ours row for {method} in\n{t5}"));
+        let unbiased = 100.0 * report["test"]["unbiased_acc"].as_f64().unwrap();
+        assert!(row.contains(&format!("| {unbiased:.2} (1) |")), "{row}");
+    }
     assert_eq!(
         ffw["epochs"][0]["soft_val"]["bias_acc"]
             .as_array()

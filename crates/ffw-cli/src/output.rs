@@ -49,6 +49,16 @@ pub fn print_summary(r: &RunResult) {
             bias(&s.bias_acc),
             sparsity
         );
+        // With several bias attributes, every aligned/conflicting combination and their
+        // mean (Multi-Color MNIST's "unbiased" accuracy).
+        if s.bias_acc.len() > 1 {
+            println!(
+                "{:<34} {} (mean {})",
+                "  groups (aligned first, per attribute)",
+                group(&s.groups),
+                s.unbiased_acc.map_or("-".into(), pct)
+            );
+        }
     };
     row(
         if r.vanilla.report.collapsed {

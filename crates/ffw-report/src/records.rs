@@ -71,6 +71,9 @@ pub struct Record {
     pub method: Method,
     /// The studies of `sweep.json` that list the job.
     pub studies: Vec<String>,
+    /// The benchmark's name (`biased_mnist`, `multi_color_mnist`).
+    pub dataset: &'static str,
+    /// The benchmark's ρ; NaN for one without (it then matches no ρ of any table).
     pub rho: f64,
     /// The vanilla job's seed (the replicate), for every job built on it too.
     pub seed: u64,
@@ -200,6 +203,7 @@ impl Sweep {
                 job: id.to_string(),
                 method,
                 studies: studies.clone(),
+                dataset: v.data.benchmark().name(),
                 rho: v.data.benchmark().rho().unwrap_or(f64::NAN),
                 seed: v.seed,
                 vanilla_epochs: v.vanilla.epochs,
