@@ -6,10 +6,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use ffw_nn::Variant;
-use ffw_surgery::evaluate::MaskReport;
+use ffw_results::{FfwResult, MagnitudeResult, MaskReport, VanillaResult, Variant};
 use ffw_sweep::grid::{expand, JobSpec, VanillaSpec};
-use ffw_sweep::pipeline::{FfwResult, MagnitudeResult, VanillaResult};
 use ffw_sweep::store::{Store, MANIFEST};
 use ffw_sweep::RunConfig;
 use serde::de::DeserializeOwned;

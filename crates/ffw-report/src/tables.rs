@@ -2,7 +2,7 @@
 //! each built from the records of its study (PROTOCOL §6) and the paper's values (§5).
 use std::iter::once;
 
-use ffw_nn::Variant;
+use ffw_results::Variant;
 
 use crate::aggregate::{group, Group, Key, Metric, NO_DESIGN};
 use crate::paper::{self, Published};

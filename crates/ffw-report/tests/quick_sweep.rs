@@ -4,11 +4,9 @@
 //! every study must be the number its job scored.
 use std::path::Path;
 
-use ffw_nn::Variant;
 use ffw_report::write_report;
-use ffw_surgery::evaluate::MaskReport;
+use ffw_results::{FfwResult, MagnitudeResult, MaskReport, VanillaResult, Variant};
 use ffw_sweep::grid::{expand, Job, JobSpec};
-use ffw_sweep::pipeline::{FfwResult, MagnitudeResult, VanillaResult};
 use ffw_sweep::store::Manifest;
 use ffw_sweep::RunConfig;
 use serde::de::DeserializeOwned;
@@ -96,7 +94,11 @@ fn the_quick_sweeps_report_shows_every_job_it_ran() {
     );
     let summary = write_report(dir).unwrap();
     assert_eq!((summary.jobs, summary.jobs_done), (jobs.len(), jobs.len()));
-    assert_eq!(summary.figures, 2, "Fig. 4 and Fig. 6: {:?}", summary.not_produced);
+    assert_eq!(
+        summary.figures, 2,
+        "Fig. 4 and Fig. 6: {:?}",
+        summary.not_produced
+    );
     let t7 = table(dir, "table7_magnitude");
 
     // Group the jobs' results by what Table 7 shows in a row; each row is over 3 seeds.
@@ -116,7 +118,11 @@ fn the_quick_sweeps_report_shows_every_job_it_ran() {
                 let r: MagnitudeResult = result(dir, job);
                 // Global magnitude pruning reaches its target sparsity to within one weight.
                 let reached = r.report.sparsity.as_ref().unwrap().global;
-                assert!((reached - m.sparsity).abs() < 1e-3, "{}: {reached}", m.sparsity);
+                assert!(
+                    (reached - m.sparsity).abs() < 1e-3,
+                    "{}: {reached}",
+                    m.sparsity
+                );
                 match magnitude.iter_mut().find(|(s, _)| *s == m.sparsity) {
                     Some((_, rs)) => rs.push(r.report),
                     None => magnitude.push((m.sparsity, vec![r.report])),

@@ -4,11 +4,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ffw_nn::gate::{LayerSparsity, Sparsity};
 use ffw_report::{write_report, ReportError};
-use ffw_surgery::evaluate::{MaskReport, SplitScores};
+use ffw_results::{
+    CheckpointReport, FfwResult, LayerSparsity, MagnitudeResult, MaskReport, Sparsity, SplitScores,
+    VanillaResult,
+};
 use ffw_sweep::grid::{expand, study_members, JobSpec};
-use ffw_sweep::pipeline::{CheckpointReport, FfwResult, MagnitudeResult, VanillaResult};
 use ffw_sweep::store::{write_json_atomic, Manifest, Store};
 use ffw_sweep::RunConfig;
 

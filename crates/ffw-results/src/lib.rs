@@ -1,0 +1,11 @@
+//! What a job writes to `result.json` and the report reads, as plain serde types: no candle,
+//! no kernels, so the report builds without the training stack, and the writer and the
+//! reader agree on one schema.
+pub mod jobs;
+pub mod scores;
+
+pub use jobs::{
+    CheckpointReport, FfwEpoch, FfwResult, MagnitudeResult, TemperatureChange, VanillaEpoch,
+    VanillaResult, Variant,
+};
+pub use scores::{LayerSparsity, MaskReport, Sparsity, SplitScores, COLLAPSE_MARGIN};
