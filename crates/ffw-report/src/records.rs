@@ -306,10 +306,11 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     })
 }
 
-/// The job's result, or none while `result.json` is absent (the job is done iff it exists).
+/// The job's result, or none while `result.json` is absent (the job is done iff it exists);
+/// a result of a newer schema than this ffw reads is an error naming both versions.
 fn read_result<T: DeserializeOwned>(store: &Store, id: &str) -> Result<Option<T>> {
     if store.is_done(id) {
-        read_json(&store.result_path(id)).map(Some)
+        Ok(Some(ffw_results::read_result(&store.result_path(id))?))
     } else {
         Ok(None)
     }

@@ -3,6 +3,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::schema::unversioned;
 use crate::scores::{MaskReport, SplitScores};
 
 /// FFW's gate granularity.
@@ -60,6 +61,9 @@ pub struct TemperatureChange {
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct VanillaResult {
+    /// The result schema the file was written with (see [`crate::SCHEMA_VERSION`]).
+    #[serde(default = "unversioned")]
+    pub schema: u32,
     pub data_sizes: BTreeMap<String, usize>,
     pub history: Vec<VanillaEpoch>,
     /// The vanilla model scored like every mask: unbiased test and val, fresh probe.
@@ -79,6 +83,9 @@ pub struct CheckpointReport {
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct FfwResult {
+    /// The result schema the file was written with (see [`crate::SCHEMA_VERSION`]).
+    #[serde(default = "unversioned")]
+    pub schema: u32,
     pub variant: Variant,
     pub lambda: f64,
     /// The vanilla checkpoint FFW started from (epochs); none = the final model.
@@ -95,6 +102,9 @@ pub struct FfwResult {
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct MagnitudeResult {
+    /// The result schema the file was written with (see [`crate::SCHEMA_VERSION`]).
+    #[serde(default = "unversioned")]
+    pub schema: u32,
     /// The requested sparsity; `report.sparsity` holds the one reached.
     pub sparsity_target: f64,
     pub report: MaskReport,

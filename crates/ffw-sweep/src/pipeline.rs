@@ -10,7 +10,9 @@ use ffw_data::Splits;
 use ffw_nn::gate::GateSet;
 use ffw_nn::params::load_tensors;
 use ffw_nn::GateMode;
-use ffw_results::{CheckpointReport, FfwResult, MagnitudeResult, MaskReport, VanillaResult};
+use ffw_results::{
+    CheckpointReport, FfwResult, MagnitudeResult, MaskReport, VanillaResult, SCHEMA_VERSION,
+};
 use ffw_surgery::checkpoint::{self, CheckpointCard};
 use ffw_surgery::evaluate::{evaluate_params, UnbiasedSets};
 use ffw_surgery::magnitude::magnitude_mask;
@@ -220,6 +222,7 @@ pub fn run_vanilla(
     tracing::info!(task_acc = report.test.task_acc, bias_acc = ?report.test.bias_acc, "vanilla on unbiased test");
     wall.insert("evaluation".to_string(), t.elapsed().as_secs_f64());
     Ok(VanillaResult {
+        schema: SCHEMA_VERSION,
         data_sizes,
         history: trained.history,
         report,
@@ -332,6 +335,7 @@ pub fn run_ffw_job(
         "FFW final mask on unbiased test"
     );
     Ok(FfwResult {
+        schema: SCHEMA_VERSION,
         variant: spec.ffw.variant,
         lambda: spec.ffw.lambda,
         at: spec.at,
@@ -379,6 +383,7 @@ pub fn run_magnitude_job(
         "magnitude-pruned model on unbiased test"
     );
     Ok(MagnitudeResult {
+        schema: SCHEMA_VERSION,
         sparsity_target: spec.sparsity,
         report,
         wall_secs: t.elapsed().as_secs_f64(),
