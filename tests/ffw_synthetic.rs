@@ -192,8 +192,8 @@ fn a_temperature_cut_is_followed_by_a_head_refit() {
     let h = &refit.history;
     assert_eq!(h.len(), 2);
     assert_eq!((h[0].temperature, h[1].temperature), (1.0, 1.0));
-    assert_eq!(refit.checkpoints.len(), 1);
-    assert_eq!(refit.checkpoints[0].epoch, 2);
+    assert_eq!(refit.temperature_changes.len(), 1);
+    assert_eq!(refit.temperature_changes[0].epoch, 2);
     assert_eq!(h[0].refit_probe_epochs, None);
     let epochs = h[1].refit_probe_epochs.expect("a re-fit after the cut");
     assert!(epochs >= 1 && h[0].probe_epochs >= 1, "{h:?}");

@@ -1,6 +1,6 @@
 //! The `ffw run` result: one JSON document combining the run's vanilla job and FFW jobs,
 //! written atomically so a failed run never leaves a half-written result.
-use ffw_sweep::pipeline::{FfwResult, VanillaResult};
+use ffw_results::{FfwResult, SplitScores, VanillaResult};
 use ffw_sweep::RunConfig;
 use serde::Serialize;
 
@@ -39,7 +39,7 @@ pub fn print_summary(r: &RunResult) {
         "{:<34} {:>7} {:>9} {:>11} {:>7} {:>9}",
         "unbiased test", "task %", "aligned %", "conflicting", "bias %", "sparsity"
     );
-    let row = |label: &str, s: &ffw_surgery::evaluate::SplitScores, sparsity: String| {
+    let row = |label: &str, s: &SplitScores, sparsity: String| {
         println!(
             "{:<34} {} {:>9} {:>11} {} {:>9}",
             label,

@@ -7,20 +7,11 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, Var};
-use serde::{Deserialize, Serialize};
+use ffw_results::{LayerSparsity, Sparsity, Variant};
 
 use crate::arch::ModelSpec;
 use crate::error::{NnError, Result};
 use crate::params;
-
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Variant {
-    /// One gate per weight.
-    Unstructured,
-    /// One gate per output unit (channel or neuron).
-    Structured,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum GateMode {
@@ -46,34 +37,6 @@ pub struct GatedLayer {
 pub struct GateSet {
     pub variant: Variant,
     pub layers: Vec<GatedLayer>,
-}
-
-/// Pruned and total gated weights of one layer.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct LayerSparsity {
-    pub layer: String,
-    pub pruned: usize,
-    pub total: usize,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct Sparsity {
-    /// Zeroed weights / all gated weights.
-    pub global: f64,
-    pub per_layer: Vec<LayerSparsity>,
-}
-
-impl Sparsity {
-    pub fn from_layers(per_layer: Vec<LayerSparsity>) -> Self {
-        let pruned: usize = per_layer.iter().map(|l| l.pruned).sum();
-        let total: usize = per_layer.iter().map(|l| l.total).sum();
-        let global = if total == 0 {
-            0.0
-        } else {
-            pruned as f64 / total as f64
-        };
-        Self { global, per_layer }
-    }
 }
 
 fn weight_name(layer: &str) -> String {

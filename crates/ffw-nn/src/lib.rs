@@ -15,7 +15,8 @@ pub mod simple_conv;
 
 pub use arch::{Arch, Backbone, GatedLayerSpec, Model, ModelSpec};
 pub use error::{NnError, Result};
-pub use gate::{GateMode, GateSet, Variant};
+pub use ffw_results::Variant;
+pub use gate::{GateMode, GateSet};
 pub use mlp::MlpSpec;
 pub use params::ParamStore;
 pub use probe::PrivacyHead;

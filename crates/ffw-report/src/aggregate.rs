@@ -1,6 +1,6 @@
 //! Mean ± sample std over seeds, and the grouping of records into the cells of a table or
 //! the points of a figure.
-use ffw_surgery::evaluate::MaskReport;
+use ffw_results::MaskReport;
 
 use crate::records::{Method, Record};
 

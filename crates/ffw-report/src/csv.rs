@@ -1,7 +1,7 @@
 //! `jobs.csv`: one row per scored model (a job; a vanilla job adds one per training
 //! checkpoint) with every axis value and metric, as stored: accuracies and sparsities are
 //! fractions in [0, 1]. An empty field is a missing value (no result, or not applicable).
-use ffw_surgery::evaluate::{MaskReport, SplitScores};
+use ffw_results::{MaskReport, SplitScores};
 
 use crate::aggregate::mean;
 use crate::records::Record;

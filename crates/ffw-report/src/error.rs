@@ -27,6 +27,8 @@ pub enum ReportError {
     #[error("drawing {path}: {reason}")]
     Figure { path: PathBuf, reason: String },
     #[error(transparent)]
+    Results(#[from] ffw_results::ResultsError),
+    #[error(transparent)]
     Sweep(#[from] ffw_sweep::SweepError),
 }
 

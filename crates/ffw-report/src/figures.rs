@@ -249,7 +249,7 @@ fn epochs(sweep: &Sweep) -> Result<Figure, String> {
 /// fraction over seeds.
 fn per_layer(sweep: &Sweep) -> Result<Figure, String> {
     let base = sweep.base();
-    let masks: Vec<(&Record, &ffw_nn::gate::Sparsity)> = sweep
+    let masks: Vec<(&Record, &ffw_results::Sparsity)> = sweep
         .records
         .iter()
         .filter(|r| matches!(r.method, Method::Ffw(_)) && base.holds(r, &[]))

@@ -1,7 +1,7 @@
 //! The paper's published numbers (PROTOCOL §5) and the design of its studies (PROTOCOL §6),
 //! so every table shows the paper's value beside ours and the paper's full grid of cells,
 //! ours missing where this sweep has not run them.
-use ffw_nn::Variant;
+use ffw_results::Variant;
 
 use crate::aggregate::Metric;
 use crate::records::Method;

@@ -6,10 +6,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use ffw_nn::Variant;
-use ffw_surgery::evaluate::MaskReport;
+use ffw_results::{FfwResult, MagnitudeResult, MaskReport, VanillaResult, Variant};
 use ffw_sweep::grid::{expand, JobSpec, VanillaSpec};
-use ffw_sweep::pipeline::{FfwResult, MagnitudeResult, VanillaResult};
 use ffw_sweep::store::{Store, MANIFEST};
 use ffw_sweep::RunConfig;
 use serde::de::DeserializeOwned;
@@ -312,10 +310,11 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     })
 }
 
-/// The job's result, or none while `result.json` is absent (the job is done iff it exists).
+/// The job's result, or none while `result.json` is absent (the job is done iff it exists);
+/// a result of a newer schema than this ffw reads is an error naming both versions.
 fn read_result<T: DeserializeOwned>(store: &Store, id: &str) -> Result<Option<T>> {
     if store.is_done(id) {
-        read_json(&store.result_path(id)).map(Some)
+        Ok(Some(ffw_results::read_result(&store.result_path(id))?))
     } else {
         Ok(None)
     }

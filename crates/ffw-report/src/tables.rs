@@ -2,8 +2,7 @@
 //! each built from the records of its study (PROTOCOL §6) and the paper's values (§5).
 use std::iter::once;
 
-use ffw_nn::Variant;
-use ffw_surgery::evaluate::MaskReport;
+use ffw_results::{MaskReport, Variant};
 
 use crate::aggregate::{group, same, Group, Key, Metric, Stat, NO_DESIGN};
 use crate::paper::{self, Published};

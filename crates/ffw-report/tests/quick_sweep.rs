@@ -4,11 +4,9 @@
 //! every study must be the number its job scored.
 use std::path::Path;
 
-use ffw_nn::Variant;
 use ffw_report::write_report;
-use ffw_surgery::evaluate::MaskReport;
+use ffw_results::{read_result, FfwResult, MagnitudeResult, MaskReport, VanillaResult, Variant};
 use ffw_sweep::grid::{expand, Job, JobSpec};
-use ffw_sweep::pipeline::{FfwResult, MagnitudeResult, VanillaResult};
 use ffw_sweep::store::Manifest;
 use ffw_sweep::RunConfig;
 use serde::de::DeserializeOwned;
@@ -30,9 +28,9 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn result<T: DeserializeOwned>(dir: &Path, job: &Job) -> T {
-    let path = dir.join("jobs").join(&job.id).join("result.json");
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    // Written before results carried a schema version: they read as version 1.
+    read_result(&dir.join("jobs").join(&job.id).join("result.json"))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn table(dir: &Path, stem: &str) -> String {

@@ -4,11 +4,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ffw_nn::gate::{LayerSparsity, Sparsity};
 use ffw_report::{write_report, ReportError};
-use ffw_surgery::evaluate::{MaskReport, SplitScores};
+use ffw_results::{
+    CheckpointReport, FfwResult, LayerSparsity, MagnitudeResult, MaskReport, ResultsError,
+    Sparsity, SplitScores, VanillaResult, SCHEMA_VERSION,
+};
 use ffw_sweep::grid::{expand, study_members, JobSpec};
-use ffw_sweep::pipeline::{CheckpointReport, FfwResult, MagnitudeResult, VanillaResult};
 use ffw_sweep::store::{write_json_atomic, Manifest, Store};
 use ffw_sweep::RunConfig;
 
@@ -87,6 +88,7 @@ fn result(spec: &JobSpec, seed: u64) -> Option<serde_json::Value> {
     let s = seed as f64;
     let value = match spec {
         JobSpec::Vanilla(v) => serde_json::to_value(VanillaResult {
+            schema: SCHEMA_VERSION,
             data_sizes: BTreeMap::new(),
             history: vec![],
             report: mask(0.30 + 0.01 * s, 1.0, None),
@@ -109,6 +111,7 @@ fn result(spec: &JobSpec, seed: u64) -> Option<serde_json::Value> {
                 _ => return None,
             };
             serde_json::to_value(FfwResult {
+                schema: SCHEMA_VERSION,
                 variant: f.ffw.variant,
                 lambda: f.ffw.lambda,
                 at: f.at,
@@ -126,6 +129,7 @@ fn result(spec: &JobSpec, seed: u64) -> Option<serde_json::Value> {
                 _ => return None,
             };
             serde_json::to_value(MagnitudeResult {
+                schema: SCHEMA_VERSION,
                 sparsity_target: m.sparsity,
                 report,
                 wall_secs: 1.0,
@@ -425,6 +429,30 @@ fn a_directory_without_sweep_json_is_named_in_the_error() {
     let text = write_report(corrupt.path()).unwrap_err().to_string();
     assert!(text.contains(&result.display().to_string()), "{text}");
     assert!(manifest.exists());
+}
+
+#[test]
+fn a_result_of_a_newer_schema_is_refused_naming_the_file_and_both_versions() {
+    let config = format!("{BASE}{STUDIES}");
+    let tmp = sweep_dir(&config);
+    let cfg: RunConfig = toml::from_str(&config).unwrap();
+    let result = Store::at(tmp.path()).result_path(&expand(&cfg)[0].id);
+    let mut newer: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+    newer["schema"] = (SCHEMA_VERSION + 1).into();
+    std::fs::write(&result, newer.to_string()).unwrap();
+    let err = write_report(tmp.path()).unwrap_err();
+    assert!(
+        matches!(err, ReportError::Results(ResultsError::NewerSchema { .. })),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(text.contains(&result.display().to_string()), "{text}");
+    assert!(
+        text.contains(&format!("version {}", SCHEMA_VERSION + 1))
+            && text.contains(&format!("up to {SCHEMA_VERSION}")),
+        "{text}"
+    );
 }
 
 /// The first TeX engine on PATH.

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use ffw_nn::params::load_tensors;
 use ffw_nn::Arch;
+use ffw_results::VanillaEpoch;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SurgeryError};
-use crate::vanilla::VanillaEpoch;
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct CheckpointCard {

@@ -5,9 +5,8 @@ use std::collections::HashMap;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use ffw_data::Dataset;
-use ffw_nn::gate::Sparsity;
 use ffw_nn::ModelSpec;
-use serde::{Deserialize, Serialize};
+use ffw_results::{MaskReport, SplitScores, COLLAPSE_MARGIN};
 
 use crate::config::ProbeConfig;
 use crate::encode::{accuracy, aligned_conflicting, encode, group_accuracies, Encoded};
@@ -20,53 +19,6 @@ pub struct UnbiasedSets<'a> {
     pub train: &'a Dataset,
     pub val: &'a Dataset,
     pub test: &'a Dataset,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct SplitScores {
-    pub task_acc: f64,
-    /// One entry per bias attribute: accuracy of the privacy head.
-    pub bias_acc: Vec<f64>,
-    /// One entry per bias attribute: mean minibatch MI between bias and the head's output.
-    pub mi: Vec<f64>,
-    /// One entry per bias attribute: task accuracy where the bias agrees with the label, and
-    /// where it does not (how much the model leans on the shortcut); `None` where the split
-    /// has no such sample.
-    #[serde(default)]
-    pub aligned_acc: Vec<Option<f64>>,
-    #[serde(default)]
-    pub conflicting_acc: Vec<Option<f64>>,
-    /// Task accuracy per aligned/conflicting pattern over all attributes (see
-    /// `encode::group_accuracies` for the order); `None` for an empty group.
-    #[serde(default)]
-    pub groups: Vec<Option<f64>>,
-    /// Mean accuracy of the non-empty groups: Multi-Color MNIST's "unbiased" accuracy.
-    #[serde(default)]
-    pub unbiased_acc: Option<f64>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct MaskReport {
-    pub val: SplitScores,
-    pub test: SplitScores,
-    pub sparsity: Option<Sparsity>,
-    /// Epochs the privacy heads took to plateau (one entry per head; they stop together).
-    pub probe_epochs: Vec<usize>,
-    /// The model's validation task accuracy is within [`COLLAPSE_MARGIN`] of chance: it
-    /// has lost the task (typically it answers one class), whatever its bias accuracy says.
-    #[serde(default)]
-    pub collapsed: bool,
-}
-
-/// How close to chance (1 / classes) validation task accuracy must be to call a model
-/// collapsed: 2 points.
-pub const COLLAPSE_MARGIN: f64 = 0.02;
-
-impl MaskReport {
-    /// Mean validation bias accuracy over attributes (the best-intermediate criterion).
-    pub fn val_bias_acc(&self) -> f64 {
-        self.val.bias_acc.iter().sum::<f64>() / self.val.bias_acc.len().max(1) as f64
-    }
 }
 
 pub struct Evaluation {

@@ -9,56 +9,22 @@ use candle_core::{Device, Tensor};
 use ffw_data::dataset::epoch_order;
 use ffw_data::{Batch, Dataset};
 use ffw_nn::{GateMode, GateSet, Model, ModelSpec};
-use serde::{Deserialize, Serialize};
+use ffw_results::{FfwEpoch, SplitScores, TemperatureChange};
 
 use crate::config::FfwConfig;
 use crate::encode::encode;
 use crate::error::{Result, SurgeryError};
-use crate::evaluate::{
-    evaluate_params, frozen_model, model_from, scores, MaskReport, SplitScores, UnbiasedSets,
-};
+use crate::evaluate::{evaluate_params, frozen_model, model_from, scores, UnbiasedSets};
 use crate::mi::mutual_information;
 use crate::optim::{Adam, Optimizer};
 use crate::probe::{fit_heads, Probe, ProbeInit};
 use crate::progress;
 use crate::seeds::sub_seed;
 
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct FfwEpoch {
-    pub epoch: usize,
-    pub temperature: f64,
-    pub train_ce: f64,
-    pub train_mi: f64,
-    pub val_mi: f64,
-    pub sparsity: f64,
-    pub secs: f64,
-    /// Epochs the privacy heads took to plateau on this epoch's gated model.
-    #[serde(default)]
-    pub probe_epochs: usize,
-    /// Where this epoch lowered the temperature without stopping the run: the epochs the
-    /// heads took to plateau again on the model at the new temperature.
-    #[serde(default)]
-    pub refit_probe_epochs: Option<usize>,
-    /// The soft (gated) model at this epoch's temperature with the refined heads, on
-    /// unbiased val and test: recorded to follow a run's dynamics, never used for a choice.
-    #[serde(default)]
-    pub soft_val: Option<SplitScores>,
-    #[serde(default)]
-    pub soft_test: Option<SplitScores>,
-}
-
-/// Evaluation of the hard mask taken when the temperature changed.
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct Checkpoint {
-    pub epoch: usize,
-    pub new_temperature: f64,
-    pub report: MaskReport,
-}
-
 pub struct FfwOutcome {
     pub gates: GateSet,
     pub history: Vec<FfwEpoch>,
-    pub checkpoints: Vec<Checkpoint>,
+    pub temperature_changes: Vec<TemperatureChange>,
     /// Epoch and gates of the lowest-validation-bias-accuracy intermediate mask.
     pub best: Option<(usize, GateSet)>,
     /// The privacy heads at the end: what the gates were last trained against.
@@ -216,7 +182,7 @@ pub fn run_ffw(
     );
     let order_seed = sub_seed(seed, "ffw-order");
     let mut history = Vec::new();
-    let mut checkpoints: Vec<Checkpoint> = Vec::new();
+    let mut temperature_changes = Vec::new();
     let mut best: Option<(usize, GateSet, f64)> = None;
     let pb = progress::bar(cfg.max_epochs as u64, "ffw");
 
@@ -265,7 +231,7 @@ pub fn run_ffw(
                 collapsed = report.collapsed,
                 "temperature lowered"
             );
-            checkpoints.push(Checkpoint {
+            temperature_changes.push(TemperatureChange {
                 epoch: epoch + 1,
                 new_temperature: temperature.value,
                 report,
@@ -332,7 +298,7 @@ pub fn run_ffw(
             .collect::<Result<_>>()?,
         gates: surgery.gates,
         history,
-        checkpoints,
+        temperature_changes,
         best: best.map(|(e, g, _)| (e, g)),
     })
 }

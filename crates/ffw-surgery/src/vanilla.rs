@@ -6,7 +6,7 @@ use candle_core::{Device, Tensor};
 use ffw_data::dataset::epoch_order;
 use ffw_data::{Batch, Dataset};
 use ffw_nn::{Model, ModelSpec, ParamStore};
-use serde::{Deserialize, Serialize};
+use ffw_results::VanillaEpoch;
 
 use crate::config::{OptimizerConfig, VanillaConfig};
 use crate::error::{Result, SurgeryError};
@@ -14,17 +14,6 @@ use crate::optim::{self, Optimizer};
 use crate::progress;
 use crate::schedule::multi_step_lr;
 use crate::seeds::sub_seed;
-
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct VanillaEpoch {
-    pub epoch: usize,
-    pub lr: f64,
-    pub loss: f64,
-    pub train_acc: f64,
-    /// Task accuracy on the monitoring split (unbiased validation), BatchNorm in eval mode.
-    pub monitor_acc: Option<f64>,
-    pub secs: f64,
-}
 
 pub struct VanillaOutcome {
     pub params: HashMap<String, Tensor>,

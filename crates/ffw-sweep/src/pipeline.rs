@@ -8,61 +8,20 @@ use candle_core::{Device, Tensor};
 use ffw_data::{DataConfig, Splits};
 use ffw_nn::gate::GateSet;
 use ffw_nn::params::load_tensors;
-use ffw_nn::{GateMode, Variant};
+use ffw_nn::GateMode;
+use ffw_results::{
+    CheckpointReport, FfwResult, MagnitudeResult, MaskReport, VanillaResult, SCHEMA_VERSION,
+};
 use ffw_surgery::checkpoint::{self, CheckpointCard};
-use ffw_surgery::evaluate::{evaluate_params, MaskReport, UnbiasedSets};
+use ffw_surgery::evaluate::{evaluate_params, UnbiasedSets};
 use ffw_surgery::magnitude::magnitude_mask;
 use ffw_surgery::probe::ProbeInit;
 use ffw_surgery::seeds::sub_seed;
-use ffw_surgery::surgery::{run_ffw, Checkpoint, FfwEpoch};
-use ffw_surgery::vanilla::{train_vanilla, VanillaEpoch, VanillaOutcome};
-use serde::{Deserialize, Serialize};
+use ffw_surgery::surgery::run_ffw;
+use ffw_surgery::vanilla::{train_vanilla, VanillaOutcome};
 
 use crate::error::{Result, SweepError};
 use crate::grid::{FfwSpec, MagnitudeSpec, VanillaSpec};
-
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct VanillaResult {
-    pub data_sizes: BTreeMap<String, usize>,
-    pub history: Vec<VanillaEpoch>,
-    /// The vanilla model scored like every mask: unbiased test and val, fresh probe.
-    pub report: MaskReport,
-    /// The model at each of `vanilla.checkpoints`, scored the same way.
-    #[serde(default)]
-    pub checkpoints: Vec<CheckpointReport>,
-    pub wall_secs: BTreeMap<String, f64>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct CheckpointReport {
-    /// Epochs of training (fractions of the first epoch included).
-    pub epoch: f64,
-    pub report: MaskReport,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct FfwResult {
-    pub variant: Variant,
-    pub lambda: f64,
-    /// The vanilla checkpoint FFW started from (epochs); none = the final model.
-    #[serde(default)]
-    pub at: Option<f64>,
-    /// The mask at the end of the temperature schedule.
-    pub final_mask: MaskReport,
-    /// The intermediate mask with the lowest validation bias accuracy, and its epoch.
-    pub best_intermediate: Option<(usize, MaskReport)>,
-    pub epochs: Vec<FfwEpoch>,
-    pub temperature_changes: Vec<Checkpoint>,
-    pub wall_secs: f64,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct MagnitudeResult {
-    /// The requested sparsity; `report.sparsity` holds the one reached.
-    pub sparsity_target: f64,
-    pub report: MaskReport,
-    pub wall_secs: f64,
-}
 
 /// The Biased MNIST splits of a data config; `seed` is the vanilla job's, so every job built
 /// on one vanilla model sees the same images.
@@ -259,6 +218,7 @@ pub fn run_vanilla(
     tracing::info!(task_acc = report.test.task_acc, bias_acc = ?report.test.bias_acc, "vanilla on unbiased test");
     wall.insert("evaluation".to_string(), t.elapsed().as_secs_f64());
     Ok(VanillaResult {
+        schema: SCHEMA_VERSION,
         data_sizes,
         history: trained.history,
         report,
@@ -371,13 +331,14 @@ pub fn run_ffw_job(
         "FFW final mask on unbiased test"
     );
     Ok(FfwResult {
+        schema: SCHEMA_VERSION,
         variant: spec.ffw.variant,
         lambda: spec.ffw.lambda,
         at: spec.at,
         final_mask,
         best_intermediate,
         epochs: outcome.history,
-        temperature_changes: outcome.checkpoints,
+        temperature_changes: outcome.temperature_changes,
         wall_secs: t.elapsed().as_secs_f64(),
     })
 }
@@ -418,6 +379,7 @@ pub fn run_magnitude_job(
         "magnitude-pruned model on unbiased test"
     );
     Ok(MagnitudeResult {
+        schema: SCHEMA_VERSION,
         sparsity_target: spec.sparsity,
         report,
         wall_secs: t.elapsed().as_secs_f64(),

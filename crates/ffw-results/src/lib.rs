@@ -1,0 +1,13 @@
+//! What a job writes to `result.json` and the report reads, as plain serde types: no candle,
+//! no kernels, so the report builds without the training stack, and the writer and the
+//! reader agree on one schema, versioned by [`SCHEMA_VERSION`].
+pub mod jobs;
+pub mod schema;
+pub mod scores;
+
+pub use jobs::{
+    CheckpointReport, FfwEpoch, FfwResult, MagnitudeResult, TemperatureChange, VanillaEpoch,
+    VanillaResult, Variant,
+};
+pub use schema::{read_result, ResultsError, SCHEMA_VERSION};
+pub use scores::{LayerSparsity, MaskReport, Sparsity, SplitScores, COLLAPSE_MARGIN};
