@@ -51,6 +51,28 @@ fn synthetic(n: usize, aligned: f64, seed: u64) -> Dataset {
     }
 }
 
+/// A biased train set and three small unbiased sets (train, val, test).
+fn small_problem() -> (Dataset, [Dataset; 3]) {
+    (
+        synthetic(400, 0.95, 1),
+        [2, 3, 4].map(|seed| synthetic(200, 0.5, seed)),
+    )
+}
+
+/// Two epochs of the paper's vanilla SGD, batch 50.
+const SHORT_VANILLA: VanillaConfig = VanillaConfig {
+    epochs: 2,
+    batch_size: 50,
+    optimizer: OptimizerConfig::Sgd {
+        lr: 0.1,
+        momentum: 0.9,
+        weight_decay: 1e-4,
+    },
+    milestones: vec![],
+    gamma: 0.1,
+    checkpoints: vec![],
+};
+
 #[test]
 fn ffw_lowers_the_probes_bias_accuracy_below_vanillas() {
     let device = Device::Cpu;
@@ -143,23 +165,13 @@ fn a_temperature_cut_is_followed_by_a_head_refit() {
         hidden: vec![16],
         n_classes: 2,
     });
-    let train = synthetic(400, 0.95, 1);
-    let (utrain, uval, test) = (
-        synthetic(200, 0.5, 2),
-        synthetic(200, 0.5, 3),
-        synthetic(200, 0.5, 4),
-    );
+    let (train, [utrain, uval, test]) = small_problem();
     let sets = UnbiasedSets {
         train: &utrain,
         val: &uval,
         test: &test,
     };
-    let vanilla_cfg = VanillaConfig {
-        epochs: 2,
-        batch_size: 50,
-        ..Default::default()
-    };
-    let vanilla = train_vanilla(&arch, &train, None, &vanilla_cfg, 0, &device).unwrap();
+    let vanilla = train_vanilla(&arch, &train, None, &SHORT_VANILLA, 0, &device).unwrap();
     let mut cfg = FfwConfig {
         batch_size: 50,
         max_epochs: 2,
@@ -317,23 +329,13 @@ fn a_model_added_through_the_seam_runs_vanilla_ffw_and_pruning() {
     }
 
     let device = Device::Cpu;
-    let train = synthetic(400, 0.95, 1);
-    let (utrain, uval, test) = (
-        synthetic(200, 0.5, 2),
-        synthetic(200, 0.5, 3),
-        synthetic(200, 0.5, 4),
-    );
+    let (train, [utrain, uval, test]) = small_problem();
     let sets = UnbiasedSets {
         train: &utrain,
         val: &uval,
         test: &test,
     };
-    let vanilla_cfg = VanillaConfig {
-        epochs: 2,
-        batch_size: 50,
-        ..Default::default()
-    };
-    let vanilla = train_vanilla(&Toy, &train, None, &vanilla_cfg, 0, &device).unwrap();
+    let vanilla = train_vanilla(&Toy, &train, None, &SHORT_VANILLA, 0, &device).unwrap();
     let mut cfg = FfwConfig {
         batch_size: 50,
         max_epochs: 3,
