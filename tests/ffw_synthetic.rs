@@ -1,13 +1,15 @@
 //! End to end on a tiny, strongly biased synthetic problem: vanilla training learns the
 //! shortcut, and FFW must cut the bias out of the bottleneck (lower probe accuracy).
-use candle_core::Device;
+use std::collections::HashMap;
+
+use candle_core::{Device, Tensor};
 use ffw_data::Dataset;
-use ffw_nn::{Arch, GateMode, Variant};
+use ffw_nn::{Arch, GateMode, ModelSpec, Variant};
 use ffw_surgery::evaluate::{evaluate_params, UnbiasedSets};
 use ffw_surgery::probe::ProbeInit;
 use ffw_surgery::surgery::run_ffw;
 use ffw_surgery::vanilla::train_vanilla;
-use ffw_surgery::{FfwConfig, OptimizerConfig, VanillaConfig};
+use ffw_surgery::{FfwConfig, OptimizerConfig, ProbeConfig, VanillaConfig};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 
@@ -57,6 +59,22 @@ fn small_problem() -> (Dataset, [Dataset; 3]) {
         synthetic(400, 0.95, 1),
         [2, 3, 4].map(|seed| synthetic(200, 0.5, seed)),
     )
+}
+
+/// The privacy heads trained to plateau on the vanilla model, which FFW starts from.
+fn vanilla_heads(
+    spec: &dyn ModelSpec,
+    params: &HashMap<String, Tensor>,
+    sets: &UnbiasedSets,
+    probe: &ProbeConfig,
+) -> Vec<HashMap<String, Tensor>> {
+    let fresh = ProbeInit::Fresh { seed: 9 };
+    evaluate_params(spec, params, sets, probe, &fresh, 1, &Device::Cpu)
+        .unwrap()
+        .probes
+        .iter()
+        .map(|p| p.params().unwrap())
+        .collect()
 }
 
 /// Two epochs of the paper's vanilla SGD, batch 50.
@@ -182,21 +200,7 @@ fn a_temperature_cut_is_followed_by_a_head_refit() {
         ..Default::default()
     };
     cfg.probe.max_epochs = 20;
-    let fresh = ProbeInit::Fresh { seed: 9 };
-    let probes: Vec<_> = evaluate_params(
-        &arch,
-        &vanilla.params,
-        &sets,
-        &cfg.probe,
-        &fresh,
-        1,
-        &device,
-    )
-    .unwrap()
-    .probes
-    .iter()
-    .map(|p| p.params().unwrap())
-    .collect();
+    let probes = vanilla_heads(&arch, &vanilla.params, &sets, &cfg.probe);
     let run =
         |cfg: &FfwConfig| run_ffw(&arch, &vanilla.params, &sets, cfg, &probes, 5, &device).unwrap();
 
@@ -289,8 +293,8 @@ fn a_checkpoint_is_the_model_after_that_many_steps() {
 /// it without any change to the crates.
 #[test]
 fn a_model_added_through_the_seam_runs_vanilla_ffw_and_pruning() {
-    use candle_core::{Module, Tensor};
-    use ffw_nn::{Backbone, GatedLayerSpec, Model, ModelSpec};
+    use candle_core::Module;
+    use ffw_nn::{Backbone, GatedLayerSpec, Model};
 
     struct Toy;
     struct ToyNet {
@@ -342,14 +346,7 @@ fn a_model_added_through_the_seam_runs_vanilla_ffw_and_pruning() {
         ..Default::default()
     };
     cfg.probe.max_epochs = 10;
-    let fresh = ProbeInit::Fresh { seed: 9 };
-    let probes: Vec<_> =
-        evaluate_params(&Toy, &vanilla.params, &sets, &cfg.probe, &fresh, 1, &device)
-            .unwrap()
-            .probes
-            .iter()
-            .map(|p| p.params().unwrap())
-            .collect();
+    let probes = vanilla_heads(&Toy, &vanilla.params, &sets, &cfg.probe);
     for variant in [Variant::Unstructured, Variant::Structured] {
         cfg.variant = variant;
         let out = run_ffw(&Toy, &vanilla.params, &sets, &cfg, &probes, 5, &device).unwrap();
