@@ -359,7 +359,8 @@ max_epochs = 5
         let task = 100.0 * report["test"]["task_acc"].as_f64().unwrap();
         let row = t4
             .lines()
-            .find(|l| l.starts_with(&format!("| 0.95 | {method} |")))
+            // The label may carry "(1 of 1 collapsed)": the tiny model is near chance.
+            .find(|l| l.starts_with(&format!("| 0.95 | {method} ")))
             .unwrap_or_else(|| panic!("no ρ 0.95 row for {method} in\n{t4}"));
         assert!(row.contains(&format!("| {task:.2} (1) |")), "{row}");
     }
