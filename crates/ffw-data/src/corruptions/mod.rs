@@ -76,13 +76,12 @@ impl Corruption {
         assert_eq!(image.len(), IMAGE_LEN, "a CIFAR-10 image");
         assert!(SEVERITIES.contains(&severity), "severity {severity}");
         let s = severity - 1;
-        let image = through_tensor(image);
         match self {
-            Corruption::Jpeg => return digital::jpeg(&image, s),
-            Corruption::Pixelate => return digital::pixelate(&image, s),
+            Corruption::Jpeg => return digital::jpeg(image, s),
+            Corruption::Pixelate => return digital::pixelate(image, s),
             _ => {}
         }
-        let x = planes(&image);
+        let x = planes(image);
         let out = match self {
             Corruption::Snow => weather::snow(x, s, rng),
             Corruption::Frost => weather::frost(x, s, rng),
@@ -96,15 +95,6 @@ impl Corruption {
         };
         to_bytes(&out)
     }
-}
-
-/// LfF feeds each image through `ToTensor` then `ToPILImage` (`x / 255 * 255` in f32,
-/// truncated to a byte), which turns some values into their predecessor.
-fn through_tensor(image: &[u8]) -> Vec<u8> {
-    image
-        .iter()
-        .map(|&v| (v as f32 / 255.0 * 255.0) as u8)
-        .collect()
 }
 
 fn planes(image: &[u8]) -> Planes {
