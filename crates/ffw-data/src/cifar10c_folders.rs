@@ -1,7 +1,8 @@
 //! The widely shared pre-built Corrupted CIFAR-10 (DFA's release, which FFW's code reads):
 //! `<0.5pct|1pct|2pct|5pct>/{align,conflict}/<class>/<idx>_<label>_<bias>.png` for the train
 //! set at each ρ and `test/<class>/<idx>_<label>_<bias>.png` for the balanced test set, 32×32
-//! RGB PNGs. The `valid/` folders are not used: FFW's unbiased sets come from `test/`.
+//! RGB PNGs, in the folder given or its `cifar10c/`. The `valid/` folders are not used: FFW's
+//! unbiased sets come from `test/`.
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -25,14 +26,25 @@ pub fn percent_folder(rho: f64) -> Option<&'static str> {
         .map(|(_, f)| *f)
 }
 
+/// `dir`, or its `cifar10c/` (as the release's archive unpacks).
+fn release_root(dir: &Path) -> PathBuf {
+    let inner = dir.join("cifar10c");
+    if inner.is_dir() {
+        inner
+    } else {
+        dir.to_path_buf()
+    }
+}
+
 fn train_folder(root: &Path, rho: f64) -> Result<PathBuf> {
     percent_folder(rho)
-        .map(|f| root.join(f))
+        .map(|f| release_root(root).join(f))
         .ok_or_else(|| DataError::Invalid(format!("no pre-built folder for ρ = {rho}")))
 }
 
 /// The folders whose modification times stand for the set's content in the cache key.
 pub fn source_folders(root: &Path, rho: f64) -> Vec<PathBuf> {
+    let root = release_root(root);
     let train = root.join(percent_folder(rho).unwrap_or_default());
     vec![
         train.join("align"),
@@ -172,7 +184,7 @@ pub fn read_train(root: &Path, rho: f64) -> Result<Corrupted> {
 
 /// The balanced test set.
 pub fn read_test(root: &Path) -> Result<Corrupted> {
-    decode(list(&root.join("test"))?)
+    decode(list(&release_root(root).join("test"))?)
 }
 
 /// Checks that the folders exist and name their images correctly (without decoding them).
@@ -181,7 +193,7 @@ pub fn check(root: &Path, rho: f64) -> Result<()> {
     for dir in [
         folder.join("align"),
         folder.join("conflict"),
-        root.join("test"),
+        release_root(root).join("test"),
     ] {
         if list(&dir)?.is_empty() {
             return Err(DataError::format(&dir, "holds no images"));
@@ -232,7 +244,8 @@ pub(crate) mod tests {
     #[test]
     fn the_release_folders_read_to_their_labels_and_pixels() {
         let tmp = tempfile::tempdir().unwrap();
-        write_release(tmp.path());
+        // As the archive unpacks: the folders in cifar10c/, found from its parent too.
+        write_release(&tmp.path().join("cifar10c"));
         check(tmp.path(), 0.98).unwrap();
         let train = read_train(tmp.path(), 0.98).unwrap();
         assert_eq!(train.images.len(), 40);

@@ -41,7 +41,7 @@ pub enum Source {
 pub struct CorruptedCifar10Config {
     /// `generate`: the CIFAR-10 directory (`cifar-10-batches-bin/` or `cifar-10-batches-py/`,
     /// or the folder holding one); `prebuilt`: the folder holding `0.5pct/` … `5pct/` and
-    /// `test/`.
+    /// `test/` (the release's `cifar10c/`), or the folder holding that.
     pub dir: PathBuf,
     pub source: Source,
     /// Share of each class's train images carrying the class's own corruption. The pre-built
