@@ -42,6 +42,10 @@ pub struct ModelConfig {
     /// MLP hidden layer widths (the paper's Multi-Color MNIST MLP: 100, 100, 100).
     #[serde(default = "default_hidden")]
     pub hidden: Vec<usize>,
+    /// ResNet-18's stem: `imagenet` (torchvision's, the authors' on every benchmark) or
+    /// `cifar` (3×3, no max-pool).
+    #[serde(default)]
+    pub stem: ffw_nn::Stem,
 }
 
 /// The model family; each has its module in ffw-nn and its arm in [`RunConfig::arch`].
@@ -51,6 +55,7 @@ pub enum ModelName {
     #[default]
     SimpleConvNet,
     Mlp,
+    Resnet18,
 }
 
 fn default_kernel() -> usize {
@@ -309,6 +314,11 @@ impl RunConfig {
                 input: data.input_len(),
                 hidden: self.model.hidden.clone(),
                 n_classes: data.n_classes(),
+            }),
+            ModelName::Resnet18 => Arch::Resnet18(ffw_nn::ResNet18Spec {
+                n_classes: data.n_classes(),
+                stem: self.model.stem,
+                width: 64,
             }),
         }
     }
