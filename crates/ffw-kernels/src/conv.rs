@@ -74,14 +74,22 @@ impl Geometry {
     fn out_len(&self) -> usize {
         self.o * self.out_hw()
     }
-    /// Stride 1: the output columns `lo..hi` whose input column `ow + kj − p` lies inside a
-    /// row of `w` pixels, so a row copies as one slice (the hot loop of small kernels).
+    /// The output columns `lo..hi` whose input column `ow·s + kj − p` lies inside a row of `w`
+    /// pixels, so a row copies as one (strided) run without a bounds test per pixel (the hot
+    /// loop of small kernels).
     fn valid_cols(&self, kj: usize) -> (usize, usize) {
-        let lo = self.pad.saturating_sub(kj).min(self.wo);
-        let hi = (self.w + self.pad).saturating_sub(kj).clamp(lo, self.wo);
+        let lo = self
+            .pad
+            .saturating_sub(kj)
+            .div_ceil(self.stride)
+            .min(self.wo);
+        let hi = match (self.w + self.pad).checked_sub(kj + 1) {
+            Some(last) => (last / self.stride + 1).clamp(lo, self.wo),
+            None => lo,
+        };
         (lo, hi)
     }
-    /// Input column of output column `ox` at kernel offset `kj`, if inside the image.
+    /// Input row of output row `out` at kernel offset `kern`, if inside the image.
     fn src(&self, out: usize, kern: usize, size: usize) -> Option<usize> {
         (out * self.stride + kern)
             .checked_sub(self.pad)
@@ -89,32 +97,39 @@ impl Geometry {
     }
 }
 
-/// `cols[(c, ki, kj)·ld + (oh, ow)] = x[c, oh·s + ki − p, ow·s + kj − p]` (0 outside): one
-/// row of `out_hw()` columns per kernel tap, rows `ld` apart (wider than a row where several
-/// images' columns sit side by side).
+/// `cols[(c, ki, kj)·ld + i·ohw + (oh, ow)] = x[i, c, oh·s + ki − p, ow·s + kj − p]` (0
+/// outside) for the images `i` that `x` holds: one row per kernel tap, the images' columns side
+/// by side in it, rows `ld` apart. Rows are written in order, each image's plane read once per
+/// tap while it is still in cache.
 fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32], ld: usize) {
-    let ohw = g.out_hw();
+    let (ohw, plane_len) = (g.out_hw(), g.h * g.w);
+    let imgs = x.len() / g.in_len();
     for c in 0..g.c {
-        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
         for ki in 0..g.k {
             for kj in 0..g.k {
-                let row = &mut cols[((c * g.k + ki) * g.k + kj) * ld..][..ohw];
-                for oh in 0..g.ho {
-                    let dst = &mut row[oh * g.wo..(oh + 1) * g.wo];
-                    match g.src(oh, ki, g.h) {
-                        None => dst.fill(0.0),
-                        Some(ih) if g.stride == 1 => {
-                            let (lo, hi) = g.valid_cols(kj);
-                            let src = &plane[ih * g.w + lo + kj - g.pad..][..hi - lo];
-                            dst[..lo].fill(0.0);
-                            dst[lo..hi].copy_from_slice(src);
-                            dst[hi..].fill(0.0);
+                let row = &mut cols[((c * g.k + ki) * g.k + kj) * ld..][..imgs * ohw];
+                // Per tap, not per output row: on a ResNet's small maps the rows are 1–8
+                // pixels long and this arithmetic would cost more than the copy.
+                let (lo, hi) = g.valid_cols(kj);
+                let first = (lo * g.stride + kj).wrapping_sub(g.pad);
+                for (i, out) in row.chunks_exact_mut(ohw).enumerate() {
+                    let plane = &x[i * g.in_len() + c * plane_len..][..plane_len];
+                    for (oh, dst) in out.chunks_exact_mut(g.wo).enumerate() {
+                        let Some(ih) = g.src(oh, ki, g.h) else {
+                            dst.fill(0.0);
+                            continue;
+                        };
+                        dst[..lo].fill(0.0);
+                        dst[hi..].fill(0.0);
+                        if lo == hi {
+                            continue;
                         }
-                        Some(ih) => {
-                            let src = &plane[ih * g.w..(ih + 1) * g.w];
-                            for (ow, d) in dst.iter_mut().enumerate() {
-                                *d = g.src(ow, kj, g.w).map_or(0.0, |iw| src[iw]);
-                            }
+                        let src = &plane[ih * g.w + first..];
+                        if g.stride == 1 {
+                            dst[lo..hi].copy_from_slice(&src[..hi - lo]);
+                        } else {
+                            let src = src.iter().step_by(g.stride);
+                            dst[lo..hi].iter_mut().zip(src).for_each(|(d, v)| *d = *v);
                         }
                     }
                 }
@@ -123,30 +138,34 @@ fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32], ld: usize) {
     }
 }
 
-/// The adjoint of [`im2col`]: accumulates every column entry back into its input pixel.
+/// The adjoint of [`im2col`]: accumulates every column entry back into its input pixel, for
+/// the images `dx` holds.
 fn col2im(g: &Geometry, cols: &[f32], ld: usize, dx: &mut [f32]) {
-    let ohw = g.out_hw();
+    let (ohw, plane_len) = (g.out_hw(), g.h * g.w);
+    let imgs = dx.len() / g.in_len();
     dx.fill(0.0);
     for c in 0..g.c {
-        let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
         for ki in 0..g.k {
             for kj in 0..g.k {
-                let row = &cols[((c * g.k + ki) * g.k + kj) * ld..][..ohw];
-                for oh in 0..g.ho {
-                    let Some(ih) = g.src(oh, ki, g.h) else {
-                        continue;
-                    };
-                    let dst = &mut plane[ih * g.w..(ih + 1) * g.w];
-                    let src = &row[oh * g.wo..(oh + 1) * g.wo];
-                    if g.stride == 1 {
-                        let (lo, hi) = g.valid_cols(kj);
-                        let dst = &mut dst[lo + kj - g.pad..][..hi - lo];
-                        dst.iter_mut().zip(&src[lo..hi]).for_each(|(d, v)| *d += v);
-                    } else {
-                        for (ow, v) in src.iter().enumerate() {
-                            if let Some(iw) = g.src(ow, kj, g.w) {
-                                dst[iw] += v;
-                            }
+                let row = &cols[((c * g.k + ki) * g.k + kj) * ld..][..imgs * ohw];
+                let (lo, hi) = g.valid_cols(kj);
+                if lo == hi {
+                    continue;
+                }
+                let first = lo * g.stride + kj - g.pad;
+                for (i, out) in row.chunks_exact(ohw).enumerate() {
+                    let plane = &mut dx[i * g.in_len() + c * plane_len..][..plane_len];
+                    for (oh, src) in out.chunks_exact(g.wo).enumerate() {
+                        let Some(ih) = g.src(oh, ki, g.h) else {
+                            continue;
+                        };
+                        let dst = &mut plane[ih * g.w + first..];
+                        if g.stride == 1 {
+                            let src = &src[lo..hi];
+                            dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+                        } else {
+                            let dst = dst.iter_mut().step_by(g.stride);
+                            dst.zip(&src[lo..hi]).for_each(|(d, v)| *d += v);
                         }
                     }
                 }
@@ -357,14 +376,22 @@ impl CustomOp2 for WeightGradOp {
         }
         let partials = grouped::weight_grad_partials(&g, x, dy)
             .unwrap_or_else(|| per_image_weight_grad_partials(&g, x, dy));
-        let mut dwt = vec![0f32; g.ckk() * g.o];
+        let mut partials = partials.into_iter();
+        let mut dwt = partials.next().expect("a batch has at least one image");
         for p in partials {
             dwt.iter_mut().zip(p).for_each(|(a, b)| *a += b);
         }
+        // dw = dwtᵀ in 32×32 tiles: row by row, the writes to a 512-channel kernel gradient
+        // would each touch a new cache line.
+        const TILE: usize = 32;
         let mut dw = output_f32(g.o * g.ckk());
-        for (r, row) in dwt.chunks_exact(g.o).enumerate() {
-            for (j, v) in row.iter().enumerate() {
-                dw[j * g.ckk() + r] = *v;
+        for r0 in (0..g.ckk()).step_by(TILE) {
+            for j0 in (0..g.o).step_by(TILE) {
+                for r in r0..(r0 + TILE).min(g.ckk()) {
+                    for j in j0..(j0 + TILE).min(g.o) {
+                        dw[j * g.ckk() + r] = dwt[r * g.o + j];
+                    }
+                }
             }
         }
         Ok((CpuStorage::F32(dw), shape))
@@ -383,8 +410,9 @@ fn per_image_weight_grad_partials(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<Ve
     (0..g.n.div_ceil(GROUP))
         .into_par_iter()
         .map(|grp| {
-            let mut dwt = vec![0f32; g.ckk() * g.o];
-            let mut cols = vec![0f32; g.ckk() * g.out_hw()];
+            // Both written before read: im2col fills every column, the first GEMM overwrites.
+            let mut dwt = output_f32(g.ckk() * g.o);
+            let mut cols = output_f32(g.ckk() * g.out_hw());
             for i in grp * GROUP..((grp + 1) * GROUP).min(g.n) {
                 im2col(
                     g,

@@ -30,17 +30,14 @@ fn threads(g: &Geometry, per: usize) -> Threads {
 
 /// The im2col columns of images `first..first + imgs`, side by side: `[ckk, imgs · ohw]`.
 fn columns(g: &Geometry, x: &[f32], first: usize, imgs: usize) -> Vec<f32> {
-    let (ohw, ld) = (g.out_hw(), imgs * g.out_hw());
+    let ld = imgs * g.out_hw();
     let mut cols = output_f32(g.ckk() * ld);
-    for i in 0..imgs {
-        let n = first + i;
-        im2col(
-            g,
-            &x[n * g.in_len()..][..g.in_len()],
-            &mut cols[i * ohw..],
-            ld,
-        );
-    }
+    im2col(
+        g,
+        &x[first * g.in_len()..][..imgs * g.in_len()],
+        &mut cols,
+        ld,
+    );
     cols
 }
 
@@ -113,9 +110,7 @@ pub(super) fn input_grad(g: &Geometry, dy: &[f32], w: &[f32]) -> Option<Vec<f32>
                 &dyg,
                 (ld, 1),
             );
-            for (i, dxi) in dxg.chunks_exact_mut(g.in_len()).enumerate() {
-                col2im(g, &cols[i * ohw..], ld, dxi);
-            }
+            col2im(g, &cols, ld, dxg);
         });
     Some(dx)
 }
