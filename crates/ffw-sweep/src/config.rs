@@ -413,6 +413,24 @@ mod tests {
     }
 
     #[test]
+    fn resnet18_is_named_with_its_stem_and_sized_for_the_data() {
+        let cfg =
+            parse(&MINIMAL.replace("kernel = 3", "name = \"resnet18\"\nstem = \"cifar\"")).unwrap();
+        let Arch::Resnet18(spec) = cfg.arch() else {
+            panic!("{:?}", cfg.arch())
+        };
+        assert_eq!(
+            (spec.stem, spec.n_classes, spec.width),
+            (ffw_nn::Stem::Cifar, 10, 64)
+        );
+        let cfg = parse(&MINIMAL.replace("kernel = 3", "name = \"resnet18\"")).unwrap();
+        assert!(matches!(cfg.arch(), Arch::Resnet18(s) if s.stem == ffw_nn::Stem::Imagenet));
+        let err = parse(&MINIMAL.replace("kernel = 3", "name = \"resnet18\"\nstem = \"tiny\""))
+            .unwrap_err();
+        assert!(err.to_string().contains("tiny"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let err = parse(&format!("{MINIMAL}\n[ffw]\nlambdaa = 3\n")).unwrap_err();
         assert!(err.to_string().contains("lambdaa"), "{err}");
