@@ -12,7 +12,6 @@ use crate::config::{OptimizerConfig, VanillaConfig};
 use crate::error::{Result, SurgeryError};
 use crate::optim::{self, Optimizer};
 use crate::progress;
-use crate::schedule::multi_step_lr;
 use crate::seeds::sub_seed;
 
 pub struct VanillaOutcome {
@@ -56,6 +55,7 @@ pub fn train_vanilla(
     let model = arch.build(store.var_builder())?;
     let mut opt = optim::build(&cfg.optimizer, store.trainable());
     let order_seed = sub_seed(seed, "vanilla-order");
+    let augment_seed = sub_seed(seed, "vanilla-augment");
     let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
     let pb = progress::bar((cfg.epochs * steps_per_epoch) as u64, "vanilla");
     let mut history = Vec::with_capacity(cfg.epochs);
@@ -63,12 +63,14 @@ pub fn train_vanilla(
     let mut step = 0usize;
     for epoch in 0..cfg.epochs {
         let start = Instant::now();
-        let lr = multi_step_lr(base_lr(&cfg.optimizer), &cfg.milestones, cfg.gamma, epoch);
+        let lr = cfg.lr(base_lr(&cfg.optimizer), epoch);
         opt.set_lr(lr);
         let (mut loss_sum, mut hits, mut seen) = (0.0f64, 0.0f64, 0usize);
-        for chunk in epoch_order(train.len(), order_seed, epoch as u64).chunks(cfg.batch_size) {
+        let order = epoch_order(train.len(), order_seed, epoch as u64);
+        for (i, chunk) in order.chunks(cfg.batch_size).enumerate() {
             crate::interrupt::check()?;
-            let b = train.batch(chunk, device)?;
+            let mut b = train.batch(chunk, device)?;
+            b.x = cfg.augment.apply(&b.x, augment_seed, epoch, i)?;
             let (loss, logits) = train_step(&model, opt.as_mut(), &b)?;
             loss_sum += loss * chunk.len() as f64;
             hits += crate::encode::accuracy(&logits, &b.y)? * chunk.len() as f64;
