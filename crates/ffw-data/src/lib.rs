@@ -4,6 +4,7 @@
 pub mod atomic;
 pub mod benchmark;
 pub mod biased_mnist;
+pub mod coloured_mnist;
 pub mod dataset;
 pub mod error;
 pub mod idx;

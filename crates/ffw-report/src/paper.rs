@@ -135,6 +135,6 @@ pub const MAGNITUDE_SPARSITIES: [f64; 5] = [0.5, 0.75, 0.9, 0.95, 0.975];
 pub fn biased_mnist(rho: f64, method: Method) -> Published {
     BIASED_MNIST
         .iter()
-        .find(|(r, m, _)| crate::aggregate::same(*r, rho) && *m == method)
+        .find(|(r, m, _)| crate::records::same(*r, rho) && *m == method)
         .map_or(Published::NONE, |(_, _, p)| *p)
 }

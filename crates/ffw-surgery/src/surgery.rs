@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor};
 use ffw_data::dataset::epoch_order;
 use ffw_data::{Batch, Dataset};
 use ffw_nn::{GateMode, GateSet, Model, ModelSpec};
-use ffw_results::{FfwEpoch, SplitScores, TemperatureChange};
+use ffw_results::{FfwEpoch, MaskReport, SplitScores, TemperatureChange};
 
 use crate::config::FfwConfig;
 use crate::encode::encode;
@@ -148,6 +148,28 @@ impl<'a> Surgery<'a> {
         Ok((epochs, model))
     }
 
+    /// The hard mask at the current gates, scored with heads fitted from the vanilla ones
+    /// (PROTOCOL §4: what a temperature change records).
+    fn hard_mask_report(
+        &self,
+        sets: &UnbiasedSets,
+        vanilla_probes: &[HashMap<String, Tensor>],
+        seed: u64,
+    ) -> Result<MaskReport> {
+        let mut report = evaluate_params(
+            self.arch,
+            &self.gates.effective_params(self.base, GateMode::Hard)?,
+            sets,
+            &self.cfg.probe,
+            &ProbeInit::From(vanilla_probes.to_vec()),
+            seed,
+            self.device,
+        )?
+        .report;
+        report.sparsity = Some(self.gates.sparsity()?);
+        Ok(report)
+    }
+
     /// `model` with the current heads on `data` (MI over minibatches of the FFW batch size).
     fn scores(&self, model: &Model, data: &Dataset) -> Result<SplitScores> {
         scores(
@@ -156,6 +178,38 @@ impl<'a> Surgery<'a> {
             self.cfg.batch_size,
         )
     }
+}
+
+/// The heads FFW starts from: copies of those trained on the vanilla model, one per bias
+/// attribute of `train`.
+fn heads_from(
+    vanilla_probes: &[HashMap<String, Tensor>],
+    arch: &dyn ModelSpec,
+    train: &Dataset,
+    cfg: &FfwConfig,
+    device: &Device,
+) -> Result<Vec<Probe>> {
+    vanilla_probes
+        .iter()
+        .zip(&train.n_bias_classes)
+        .map(|(params, &n)| Probe::from_params(params, arch.feature_dim(), n, &cfg.probe, device))
+        .collect()
+}
+
+/// One line per FFW epoch: a cluster log shows no progress bar.
+fn log_epoch(record: &FfwEpoch, eta_max_secs: f64) {
+    tracing::info!(
+        epoch = record.epoch,
+        temperature = record.temperature,
+        train_ce = record.train_ce,
+        train_mi = record.train_mi,
+        val_mi = record.val_mi,
+        sparsity = record.sparsity,
+        probe_epochs = record.probe_epochs,
+        refit_probe_epochs = ?record.refit_probe_epochs,
+        eta_max_secs,
+        "ffw epoch"
+    );
 }
 
 /// Runs FFW from `base` (the frozen vanilla parameters). `vanilla_probes` are the privacy
@@ -169,11 +223,7 @@ pub fn run_ffw(
     seed: u64,
     device: &Device,
 ) -> Result<FfwOutcome> {
-    let probes = vanilla_probes
-        .iter()
-        .zip(&sets.train.n_bias_classes)
-        .map(|(params, &n)| Probe::from_params(params, arch.feature_dim(), n, &cfg.probe, device))
-        .collect::<Result<Vec<_>>>()?;
+    let probes = heads_from(vanilla_probes, arch, sets.train, cfg, device)?;
     let mut surgery = Surgery::new(arch, base, cfg, probes, device)?;
     let mut temperature = crate::schedule::Temperature::new(
         cfg.temperature_factor,
@@ -209,17 +259,11 @@ pub fn run_ffw(
         let mut stop = false;
 
         if temperature.step(val_mi) {
-            let mut report = evaluate_params(
-                arch,
-                &surgery.gates.effective_params(base, GateMode::Hard)?,
+            let report = surgery.hard_mask_report(
                 sets,
-                &cfg.probe,
-                &ProbeInit::From(vanilla_probes.to_vec()),
+                vanilla_probes,
                 sub_seed(seed, &format!("checkpoint-{epoch}")),
-                device,
-            )?
-            .report;
-            report.sparsity = Some(surgery.gates.sparsity()?);
+            )?;
             let score = report.val_bias_acc();
             if best.as_ref().is_none_or(|(_, _, s)| score < *s) {
                 best = Some((epoch + 1, surgery.gates.snapshot()?, score));
@@ -265,19 +309,11 @@ pub fn run_ffw(
             soft_val: Some(soft_val),
             soft_test: Some(soft_test),
         };
-        tracing::info!(
-            epoch = record.epoch,
-            temperature = record.temperature,
-            train_ce = record.train_ce,
-            train_mi = record.train_mi,
-            val_mi = record.val_mi,
-            sparsity = record.sparsity,
-            probe_epochs = record.probe_epochs,
-            refit_probe_epochs = ?record.refit_probe_epochs,
-            // The schedule decides the length; the epoch cap bounds it.
-            eta_max_secs = run_start.elapsed().as_secs_f64() / (epoch + 1) as f64
+        // The schedule decides the length; the epoch cap bounds it.
+        log_epoch(
+            &record,
+            run_start.elapsed().as_secs_f64() / (epoch + 1) as f64
                 * (cfg.max_epochs - epoch - 1) as f64,
-            "ffw epoch"
         );
         history.push(record);
         pb.set_message(format!(
