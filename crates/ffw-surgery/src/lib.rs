@@ -4,7 +4,6 @@
 //! parameters against `CE + λ·MI`; [`evaluate`] scores any parameter map (vanilla, pruned)
 //! with a freshly trained privacy head; [`magnitude`] is the paper's pruning baseline.
 
-pub mod checkpoint;
 pub mod config;
 pub mod encode;
 pub mod error;
@@ -15,6 +14,7 @@ pub mod mi;
 pub mod optim;
 pub mod probe;
 pub mod progress;
+pub mod saved_model;
 pub mod schedule;
 pub mod seeds;
 pub mod surgery;

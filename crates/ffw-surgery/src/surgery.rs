@@ -259,6 +259,8 @@ pub fn run_ffw(
         let mut stop = false;
 
         if temperature.step(val_mi) {
+            // The seed's label is older than the name "temperature change": renaming it
+            // would change every FFW result.
             let report = surgery.hard_mask_report(
                 sets,
                 vanilla_probes,

@@ -1,5 +1,6 @@
 //! The work of one job: data → vanilla model (trained or reused) → its evaluation, or
-//! vanilla checkpoint → FFW → evaluation of the final and best masks.
+//! saved vanilla model (final or training checkpoint) → FFW → evaluation of the final and
+//! best masks.
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Instant;
@@ -11,17 +12,17 @@ use ffw_nn::GateMode;
 use ffw_results::{
     CheckpointReport, FfwResult, MagnitudeResult, MaskReport, VanillaResult, SCHEMA_VERSION,
 };
-use ffw_surgery::checkpoint::{self, CheckpointCard};
 use ffw_surgery::evaluate::{evaluate_params, UnbiasedSets};
 use ffw_surgery::magnitude::magnitude_mask;
 use ffw_surgery::probe::ProbeInit;
+use ffw_surgery::saved_model::{self, ModelCard};
 use ffw_surgery::seeds::sub_seed;
 use ffw_surgery::surgery::run_ffw;
 use ffw_surgery::vanilla::train_vanilla;
 
 use crate::error::Result;
 use crate::grid::{FfwSpec, MagnitudeSpec, VanillaSpec};
-use crate::vanilla_files::{checkpoint_stem, load_probes, load_start, load_trained, probes_path};
+use crate::vanilla_files::{load_probes, load_start, load_trained, model_stem, probes_path};
 
 /// The Biased MNIST splits of a data config; `seed` is the vanilla job's, so every job built
 /// on one vanilla model sees the same images.
@@ -69,7 +70,7 @@ fn score_vanilla(
     Ok(eval.report)
 }
 
-/// Trains (or reuses, if `dir` holds a checkpoint of this exact spec) and scores the vanilla
+/// Trains (or reuses, if `dir` holds a saved model of this exact spec) and scores the vanilla
 /// model and its checkpoints; saves them and the privacy heads fitted on each.
 pub fn run_vanilla(
     spec: &VanillaSpec,
@@ -89,14 +90,14 @@ pub fn run_vanilla(
     wall.insert("data".to_string(), t.elapsed().as_secs_f64());
 
     let t = Instant::now();
-    // A damaged checkpoint is only a lost cache: train again.
+    // A damaged saved model is only a lost cache: train again.
     let reusable = load_trained(spec, dir, device).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "unreadable vanilla checkpoint: training again");
+        tracing::warn!(error = %e, "unreadable saved vanilla model: training again");
         None
     });
     let trained = match reusable {
         Some(found) => {
-            tracing::info!(dir = %dir.display(), "reusing vanilla checkpoint");
+            tracing::info!(dir = %dir.display(), "reusing the saved vanilla model");
             found
         }
         None => {
@@ -108,7 +109,7 @@ pub fn run_vanilla(
                 seed,
                 device,
             )?;
-            let card = |epochs: usize| CheckpointCard {
+            let card = |epochs: usize| ModelCard {
                 arch: spec.arch.clone(),
                 provenance: serde_json::to_value(spec).expect("specs serialise"),
                 epochs,
@@ -116,14 +117,14 @@ pub fn run_vanilla(
                 ffw_version: env!("CARGO_PKG_VERSION").to_string(),
             };
             for (at, params) in &out.checkpoints {
-                checkpoint::save(
-                    &checkpoint_stem(dir, Some(*at)),
+                saved_model::save(
+                    &model_stem(dir, Some(*at)),
                     params,
                     &card(at.floor() as usize),
                 )?;
             }
-            checkpoint::save(
-                &checkpoint_stem(dir, None),
+            saved_model::save(
+                &model_stem(dir, None),
                 &out.params,
                 &card(spec.vanilla.epochs),
             )?;
@@ -166,7 +167,7 @@ pub fn run_vanilla(
     })
 }
 
-/// FFW from the vanilla job's checkpoint (in `vanilla_dir`), evaluated with fresh probes.
+/// FFW from the vanilla job's saved model (in `vanilla_dir`), evaluated with fresh probes.
 pub fn run_ffw_job(
     spec: &FfwSpec,
     vanilla: &VanillaSpec,

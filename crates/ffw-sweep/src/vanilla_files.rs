@@ -6,19 +6,20 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use ffw_nn::params::load_tensors;
-use ffw_surgery::checkpoint;
+use ffw_surgery::saved_model;
 use ffw_surgery::vanilla::VanillaOutcome;
 
 use crate::error::{Result, SweepError};
 use crate::grid::VanillaSpec;
 
-/// File stem of a checkpoint label: `.` would read as an extension.
+/// File-name suffix of a training checkpoint (none: the final model); `.` would read as an
+/// extension.
 fn at_label(at: Option<f64>) -> String {
     at.map(|a| format!("-at-{}", a.to_string().replace('.', "_")))
         .unwrap_or_default()
 }
 
-pub(crate) fn checkpoint_stem(dir: &Path, at: Option<f64>) -> PathBuf {
+pub(crate) fn model_stem(dir: &Path, at: Option<f64>) -> PathBuf {
     dir.join(format!("vanilla{}", at_label(at)))
 }
 
@@ -34,7 +35,7 @@ pub(crate) fn load_trained(
     device: &Device,
 ) -> Result<Option<VanillaOutcome>> {
     let provenance = serde_json::to_value(spec).expect("specs serialise");
-    let Some((params, card)) = checkpoint::load(&checkpoint_stem(dir, None), device)? else {
+    let Some((params, card)) = saved_model::load(&model_stem(dir, None), device)? else {
         return Ok(None);
     };
     if card.provenance != provenance {
@@ -42,7 +43,7 @@ pub(crate) fn load_trained(
     }
     let mut checkpoints = Vec::new();
     for &at in &spec.vanilla.checkpoints {
-        match checkpoint::load(&checkpoint_stem(dir, Some(at)), device)? {
+        match saved_model::load(&model_stem(dir, Some(at)), device)? {
             Some((p, _)) => checkpoints.push((at, p)),
             None => return Ok(None),
         }
@@ -59,8 +60,8 @@ pub(crate) fn load_trained(
 pub fn vanilla_artifacts_unusable(spec: &VanillaSpec, dir: &Path) -> Option<String> {
     let starts = std::iter::once(None).chain(spec.vanilla.checkpoints.iter().copied().map(Some));
     for at in starts {
-        let stem = checkpoint_stem(dir, at);
-        match checkpoint::load(&stem, &Device::Cpu) {
+        let stem = model_stem(dir, at);
+        match saved_model::load(&stem, &Device::Cpu) {
             Ok(Some(_)) => {}
             Ok(None) => {
                 return Some(format!(
@@ -110,10 +111,10 @@ pub(crate) fn load_start(
     at: Option<f64>,
     device: &Device,
 ) -> Result<HashMap<String, Tensor>> {
-    let stem = checkpoint_stem(vanilla_dir, at);
-    let (params, _) = checkpoint::load(&stem, device)?.ok_or_else(|| SweepError::File {
+    let stem = model_stem(vanilla_dir, at);
+    let (params, _) = saved_model::load(&stem, device)?.ok_or_else(|| SweepError::File {
         path: stem.with_extension("json"),
-        reason: "vanilla checkpoint missing".into(),
+        reason: "saved vanilla model missing".into(),
     })?;
     Ok(params)
 }
