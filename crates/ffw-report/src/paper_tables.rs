@@ -41,6 +41,16 @@ fn or_missing(x: Option<f64>, show: impl Fn(f64) -> String) -> String {
     x.map_or("–".to_string(), show)
 }
 
+/// `x` as `show` writes it, with `(mark)` after it where it is `at` (the base λ, the final
+/// epoch).
+fn marked(x: f64, at: f64, show: impl Fn(f64) -> String, mark: &str) -> String {
+    if same(x, at) {
+        format!("{} ({mark})", show(x))
+    } else {
+        show(x)
+    }
+}
+
 /// The records of a study at the base point on every axis but `free`.
 fn study<'a>(
     sweep: &'a Sweep,
@@ -108,15 +118,7 @@ fn lambda(sweep: &Sweep) -> Table {
     let expected = once((vec![None], Method::Vanilla))
         .chain(paper::LAMBDAS.iter().map(|&l| (vec![Some(l)], FFW)));
     let groups = group(keyed, expected);
-    let label = |k: &Key| {
-        vec![or_missing(k[0], |l| {
-            if same(l, base.lambda) {
-                format!("{} (base)", num(l))
-            } else {
-                num(l)
-            }
-        })]
-    };
+    let label = |k: &Key| vec![or_missing(k[0], |l| marked(l, base.lambda, num, "base"))];
     let (columns, rows) = comparison(&groups, &["λ"], label, |_, _| Published::NONE);
     Table {
         stem: "table1_lambda",
@@ -321,11 +323,7 @@ fn epochs(sweep: &Sweep) -> Table {
     let groups = group(keyed, expected);
     let label = |k: &Key| {
         vec![or_missing(k[0], |e| {
-            if same(e, final_epoch) {
-                format!("{} (final)", epochs_label(e))
-            } else {
-                epochs_label(e)
-            }
+            marked(e, final_epoch, epochs_label, "final")
         })]
     };
     let (columns, rows) = comparison(&groups, &["Epochs"], label, |_, _| Published::NONE);
