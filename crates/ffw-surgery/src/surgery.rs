@@ -196,6 +196,30 @@ fn heads_from(
         .collect()
 }
 
+/// The hard mask of the lowest validation bias accuracy among the temperature changes: its
+/// epoch, gates and score.
+#[derive(Default)]
+struct BestMask(Option<(usize, GateSet, f64)>);
+
+impl BestMask {
+    fn offer(&mut self, epoch: usize, gates: &GateSet, score: f64) -> Result<()> {
+        if self.0.as_ref().is_none_or(|(_, _, s)| score < *s) {
+            self.0 = Some((epoch, gates.snapshot()?, score));
+        }
+        Ok(())
+    }
+}
+
+fn log_temperature_change(change: &TemperatureChange) {
+    tracing::info!(
+        epoch = change.epoch,
+        temperature = change.new_temperature,
+        val_bias_acc = change.report.val_bias_acc(),
+        collapsed = change.report.collapsed,
+        "temperature lowered"
+    );
+}
+
 /// One line per FFW epoch: a cluster log shows no progress bar.
 fn log_epoch(record: &FfwEpoch, eta_max_secs: f64) {
     tracing::info!(
@@ -233,7 +257,7 @@ pub fn run_ffw(
     let order_seed = sub_seed(seed, "ffw-order");
     let mut history = Vec::new();
     let mut temperature_changes = Vec::new();
-    let mut best: Option<(usize, GateSet, f64)> = None;
+    let mut best = BestMask::default();
     let pb = progress::bar(cfg.max_epochs as u64, "ffw");
 
     let run_start = Instant::now();
@@ -266,22 +290,14 @@ pub fn run_ffw(
                 vanilla_probes,
                 sub_seed(seed, &format!("checkpoint-{epoch}")),
             )?;
-            let score = report.val_bias_acc();
-            if best.as_ref().is_none_or(|(_, _, s)| score < *s) {
-                best = Some((epoch + 1, surgery.gates.snapshot()?, score));
-            }
-            tracing::info!(
-                epoch = epoch + 1,
-                temperature = temperature.value,
-                val_bias_acc = score,
-                collapsed = report.collapsed,
-                "temperature lowered"
-            );
-            temperature_changes.push(TemperatureChange {
+            best.offer(epoch + 1, &surgery.gates, report.val_bias_acc())?;
+            let change = TemperatureChange {
                 epoch: epoch + 1,
                 new_temperature: temperature.value,
                 report,
-            });
+            };
+            log_temperature_change(&change);
+            temperature_changes.push(change);
             stop = temperature.value < cfg.min_temperature;
             if !stop {
                 // The heads were fitted to the features at the old temperature: fit them
@@ -337,6 +353,6 @@ pub fn run_ffw(
         gates: surgery.gates,
         history,
         temperature_changes,
-        best: best.map(|(e, g, _)| (e, g)),
+        best: best.0.map(|(e, g, _)| (e, g)),
     })
 }
