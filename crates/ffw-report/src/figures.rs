@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use crate::aggregate::{group, Group, Metric, Stat, NO_DESIGN};
-use crate::records::{Axis, Method, Record, Sweep};
+use crate::labels::{num, params_label};
+use crate::records::{at_base, Axis, Method, Record, Sweep};
 
 /// How a series is drawn: the colour tells the method, the line the metric.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -155,11 +156,11 @@ fn study_records<'a>(
     if !sweep.has_study(name) {
         return Err(format!("the sweep declares no \"{name}\" study"));
     }
-    let base = sweep.base();
+    let base = sweep.base(name);
     Ok(sweep
         .records
         .iter()
-        .filter(|r| r.in_study(name) && base.holds(r, free))
+        .filter(|r| r.in_study(name) && at_base(base, r, free))
         .collect())
 }
 
@@ -179,10 +180,10 @@ fn lambda(sweep: &Sweep) -> Result<Figure, String> {
         return Err("no FFW job of the \"lambda\" study has a result".into());
     }
     Ok(Figure::Lines(LinePlot {
-        title: format!(
-            "FFW across λ (ρ = {})",
-            crate::tables::num(sweep.base().rho)
-        ),
+        title: match params_label(&sweep.base("lambda").data) {
+            Some(data) => format!("FFW across λ ({data})"),
+            None => "FFW across λ".into(),
+        },
         x_label: "λ (log scale)".into(),
         y_label: "% (accuracies on unbiased test)".into(),
         log_x: true,
@@ -245,18 +246,18 @@ fn epochs(sweep: &Sweep) -> Result<Figure, String> {
     }))
 }
 
-/// Every FFW mask at the base point (any study): per variant and layer, the pruned
+/// Every FFW mask at the config's base point (any study): per variant and layer, the pruned
 /// fraction over seeds.
 fn per_layer(sweep: &Sweep) -> Result<Figure, String> {
-    let base = sweep.base();
+    let base = &sweep.manifest.base;
     let masks: Vec<(&Record, &ffw_results::Sparsity)> = sweep
         .records
         .iter()
-        .filter(|r| matches!(r.method, Method::Ffw(_)) && base.holds(r, &[]))
+        .filter(|r| matches!(r.method, Method::Ffw(_)) && at_base(base, r, &[]))
         .filter_map(|r| Some((r, r.scores.as_ref()?.report.sparsity.as_ref()?)))
         .collect();
     let Some((_, first)) = masks.first() else {
-        return Err("no FFW job at the base point (ρ, λ, final model) has a result".into());
+        return Err("no FFW job at the base point (dataset, λ, final model) has a result".into());
     };
     let categories: Vec<String> = first.per_layer.iter().map(|l| l.layer.clone()).collect();
     let mut by_variant: BTreeMap<u8, (Method, Vec<Vec<f64>>)> = BTreeMap::new();
@@ -274,9 +275,9 @@ fn per_layer(sweep: &Sweep) -> Result<Figure, String> {
     }
     Ok(Figure::Bars(BarPlot {
         title: format!(
-            "Pruned weights per layer (FFW, ρ = {}, λ = {})",
-            crate::tables::num(base.rho),
-            crate::tables::num(base.lambda)
+            "Pruned weights per layer (FFW, {}λ = {})",
+            params_label(&base.data).map_or(String::new(), |p| format!("{p}, ")),
+            num(base.lambda)
         ),
         x_label: "layer".into(),
         y_label: "% of the layer's weights pruned".into(),

@@ -1,25 +1,29 @@
 //! `ffw report`: a sweep's results directory turned into the paper's tables (Markdown,
 //! LaTeX, one CSV of every job) and figures (SVG, PNG), with an index.
 //!
-//! Flow: [`records`] flattens `sweep.json`, the job specs and their results into one record
-//! per scored model; [`aggregate`] groups records into cells (mean ± std over seeds);
-//! [`tables`] and [`figures`] build the paper's tables and figures from those cells and the
-//! published values in [`paper`]; [`table`], [`csv`] and [`plot`] write them; [`index`]
-//! links them.
+//! Flow: [`records`] flattens `sweep.json` (an [`ffw_results::Manifest`]) and the jobs'
+//! results into one record per scored model; [`aggregate`] groups records into cells (mean ±
+//! std over seeds); [`paper_tables`] and [`figures`] build the paper's tables and figures
+//! from those cells and the published values in [`paper`]; [`table`], [`csv`] and [`plot`]
+//! write them, with the numbers and names of [`labels`]; [`index`] links them.
+//!
+//! The report reads only result files (`ffw-results`): no training stack.
 pub mod aggregate;
 pub mod csv;
 pub mod error;
 pub mod figures;
 pub mod index;
+pub mod labels;
 pub mod paper;
+pub mod paper_tables;
 pub mod plot;
 pub mod records;
 pub mod table;
-pub mod tables;
 
 use std::path::{Path, PathBuf};
 
 pub use error::{ReportError, Result};
+use ffw_results::Manifest;
 
 /// The sub-directory of the results directory the report is written to.
 pub const REPORT_DIR: &str = "report";
@@ -54,17 +58,27 @@ fn write(path: PathBuf, text: &str, files: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// Reads the sweep in `dir` (its `sweep.json` and `jobs/`) and writes the report into
+/// The manifest (`sweep.json`) of the sweep in `dir`.
+pub fn read_manifest(dir: &Path) -> Result<Manifest> {
+    if !Manifest::path(dir).is_file() {
+        return Err(ReportError::NoManifest {
+            dir: dir.to_path_buf(),
+        });
+    }
+    Ok(Manifest::read(dir)?)
+}
+
+/// Reads the results of the sweep in `dir` that `manifest` lists and writes the report into
 /// `dir/report/`, replacing an earlier one's files.
-pub fn write_report(dir: &Path) -> Result<ReportSummary> {
-    let sweep = records::Sweep::load(dir)?;
+pub fn write_report(dir: &Path, manifest: Manifest) -> Result<ReportSummary> {
+    let sweep = records::Sweep::load(dir, manifest)?;
     // Before writing anything: without a font no figure can be drawn.
     plot::register_font()?;
     let out = dir.join(REPORT_DIR);
     std::fs::create_dir_all(&out).map_err(|e| ReportError::io(&out, e))?;
     let mut files = Vec::new();
 
-    let tables = tables::all(&sweep);
+    let tables = paper_tables::all(&sweep);
     for t in &tables {
         write(
             out.join(format!("{}.md", t.stem)),

@@ -4,13 +4,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ffw_report::{write_report, ReportError};
+use ffw_report::{read_manifest, write_report, ReportError, ReportSummary};
 use ffw_results::{
     CheckpointReport, FfwResult, LayerSparsity, MagnitudeResult, MaskReport, ResultsError,
     Sparsity, SplitScores, VanillaResult, SCHEMA_VERSION,
 };
-use ffw_sweep::grid::{expand, study_members, JobSpec};
-use ffw_sweep::store::{write_json_atomic, Manifest, Store};
+use ffw_sweep::grid::{expand, JobSpec};
+use ffw_sweep::manifest::SweepManifest;
+use ffw_sweep::store::{write_json_atomic, Store};
 use ffw_sweep::RunConfig;
 
 const BASE: &str = r#"
@@ -172,13 +173,13 @@ fn sweep_dir(config: &str) -> tempfile::TempDir {
             write_json_atomic(&store.result_path(&job.id), &r).unwrap();
         }
     }
-    store
-        .write_manifest(&Manifest {
-            studies: study_members(&cfg),
-            config: cfg,
-        })
-        .unwrap();
+    SweepManifest::new(&cfg).unwrap().write(&store).unwrap();
     tmp
+}
+
+/// `ffw report` on the sweep in `dir`.
+fn report(dir: &Path) -> Result<ReportSummary, ReportError> {
+    write_report(dir, read_manifest(dir)?)
 }
 
 fn read(dir: &Path, file: &str) -> String {
@@ -195,7 +196,7 @@ fn row<'a>(table: &'a str, start: &str) -> &'a str {
 #[test]
 fn cells_are_mean_std_and_seeds_and_missing_jobs_are_missing() {
     let tmp = sweep_dir(&format!("{BASE}{STUDIES}"));
-    let summary = write_report(tmp.path()).unwrap();
+    let summary = report(tmp.path()).unwrap();
     assert_eq!(summary.index, tmp.path().join("report/index.md"));
     // 3 vanilla, FFW: 3 λ (λ=10 shared) + 2 checkpoints, 2 magnitude sparsities; per seed.
     assert_eq!(summary.jobs, 3 * (1 + 3 + 2 + 2));
@@ -276,7 +277,7 @@ fn cells_are_mean_std_and_seeds_and_missing_jobs_are_missing() {
 #[test]
 fn jobs_csv_has_every_job_its_studies_and_empty_fields_when_missing() {
     let tmp = sweep_dir(&format!("{BASE}{STUDIES}"));
-    write_report(tmp.path()).unwrap();
+    report(tmp.path()).unwrap();
     let csv = read(tmp.path(), "jobs.csv");
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
@@ -298,8 +299,11 @@ fn jobs_csv_has_every_job_its_studies_and_empty_fields_when_missing() {
     assert_eq!(
         never.len(),
         3,
-        "jobs without spec.json come from the config's grid"
+        "jobs without spec.json come from the manifest"
     );
+    assert!(rows
+        .iter()
+        .all(|r| r[col("dataset")] == "biased_mnist" && r[col("rho")] == "0.99"));
     for r in never {
         assert_eq!(r[col("studies")], "lambda");
         assert_eq!(r[col("has_result")], "false");
@@ -326,7 +330,7 @@ fn jobs_csv_has_every_job_its_studies_and_empty_fields_when_missing() {
 #[test]
 fn figures_are_svg_and_png_of_the_stated_size() {
     let tmp = sweep_dir(&format!("{BASE}{STUDIES}"));
-    let summary = write_report(tmp.path()).unwrap();
+    let summary = report(tmp.path()).unwrap();
     assert!(
         summary.not_produced.is_empty(),
         "{:?}",
@@ -379,7 +383,7 @@ fn a_sweep_without_studies_gets_the_grid_table_and_says_which_figures_are_missin
     let stale = tmp.path().join("report/fig6_magnitude.png");
     std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
     std::fs::write(&stale, b"old").unwrap();
-    let summary = write_report(tmp.path()).unwrap();
+    let summary = report(tmp.path()).unwrap();
     assert!(!stale.exists());
     let grid = read(tmp.path(), "table_grid.md");
     assert!(
@@ -403,13 +407,18 @@ fn a_sweep_without_studies_gets_the_grid_table_and_says_which_figures_are_missin
         index.contains("**Fig. 4** ([SVG](fig4_per_layer.svg), [PNG](fig4_per_layer.png))"),
         "{index}"
     );
-    assert!(index.contains("| grid | 6 | 6 |"), "{index}");
+    // Each study names its dataset.
+    assert!(
+        index.contains("| grid | Biased MNIST, ρ = 0.99 | 6 | 6 |"),
+        "{index}"
+    );
+    assert!(grid.contains("Every configuration of the sweep's grid (Biased MNIST, ρ = 0.99)"));
 }
 
 #[test]
 fn a_directory_without_sweep_json_is_named_in_the_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let err = write_report(tmp.path()).unwrap_err();
+    let err = report(tmp.path()).unwrap_err();
     assert!(matches!(err, ReportError::NoManifest { .. }));
     let text = err.to_string();
     assert!(
@@ -427,7 +436,7 @@ fn a_directory_without_sweep_json_is_named_in_the_error() {
         .join(some_job)
         .join("result.json");
     std::fs::write(&result, "{\"report\": 1}").unwrap();
-    let text = write_report(corrupt.path()).unwrap_err().to_string();
+    let text = report(corrupt.path()).unwrap_err().to_string();
     assert!(text.contains(&result.display().to_string()), "{text}");
     assert!(manifest.exists());
 }
@@ -442,7 +451,7 @@ fn a_result_of_a_newer_schema_is_refused_naming_the_file_and_both_versions() {
         serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
     newer["schema"] = (SCHEMA_VERSION + 1).into();
     std::fs::write(&result, newer.to_string()).unwrap();
-    let err = write_report(tmp.path()).unwrap_err();
+    let err = report(tmp.path()).unwrap_err();
     assert!(
         matches!(err, ReportError::Results(ResultsError::NewerSchema { .. })),
         "{err}"
@@ -473,7 +482,7 @@ fn the_latex_tables_compile() {
         return;
     };
     let tmp = sweep_dir(&format!("{BASE}{STUDIES}"));
-    write_report(tmp.path()).unwrap();
+    report(tmp.path()).unwrap();
     let dir = tmp.path().join("report");
     let out = Command::new(&engine)
         .args(["-interaction=nonstopmode", "-halt-on-error", "tables.tex"])

@@ -5,7 +5,6 @@
 //! with a freshly trained privacy head; [`magnitude`] is the paper's pruning baseline.
 
 pub mod augment;
-pub mod checkpoint;
 pub mod config;
 pub mod encode;
 pub mod error;
@@ -16,6 +15,7 @@ pub mod mi;
 pub mod optim;
 pub mod probe;
 pub mod progress;
+pub mod saved_model;
 pub mod schedule;
 pub mod seeds;
 pub mod surgery;
