@@ -224,9 +224,10 @@ impl RunConfig {
             let axes = axes.or(&self.sweep.axes);
             grid(name, &self.data, &self.model, &self.vanilla, axes)
         });
-        let other = benchmarks
-            .into_iter()
-            .map(|(name, s)| grid(name, &s.data, &s.model, &s.vanilla, self.sweep.axes.clone()));
+        let other = benchmarks.into_iter().map(|(name, s)| {
+            let axes = s.axes.or(&self.sweep.axes);
+            grid(name, &s.data, &s.model, &s.vanilla, axes)
+        });
         own.chain(other).collect()
     }
 
@@ -404,6 +405,20 @@ mod tests {
         let err = err.to_string();
         assert!(
             err.starts_with("[studies.multi_color_mnist]") && err.contains("data.severity"),
+            "{err}"
+        );
+        let cifar = "[studies.corrupted_cifar10.data]\nkind = \"corrupted_cifar10\"\n\
+                     [studies.corrupted_cifar10.model]\nname = \"resnet18\"\n\
+                     [studies.corrupted_cifar10.axes]\nrho = [0.99, 0.95]\n";
+        let both = parse(&format!("{MINIMAL}{study}{cifar}")).unwrap();
+        let grids = both.grids();
+        let names: Vec<_> = grids.iter().map(|g| g.name).collect();
+        assert_eq!(names, ["corrupted_cifar10", "multi_color_mnist"]);
+        assert_eq!(grids[0].axes.rho, [0.99, 0.95]);
+        assert!(matches!(grids[0].arch(), Arch::Resnet18(_)));
+        let err = parse(&format!("{MINIMAL}{cifar}").replace("0.95]", "1.5]")).unwrap_err();
+        assert!(
+            err.to_string().contains("studies.corrupted_cifar10.rho"),
             "{err}"
         );
         let no_rho = format!("{MINIMAL}{study}[sweep]\nrho = [0.9]\n");

@@ -57,12 +57,15 @@ pub struct Studies {
     pub epochs: Option<SweepAxes>,
     /// Table 7 / Fig. 6: global magnitude pruning versus FFW.
     pub magnitude: Option<SweepAxes>,
+    /// Table 4 / Fig. 4: Corrupted CIFAR-10 across ρ, with its own data, model and training.
+    pub corrupted_cifar10: Option<BenchmarkStudy>,
     /// Table 5: Multi-Color MNIST, with its own data, model and training.
     pub multi_color_mnist: Option<BenchmarkStudy>,
 }
 
 /// A study on a benchmark of its own: its `data`, `model` and `vanilla` replace the base
-/// config's; the FFW settings and the `[sweep]` axes are the base config's.
+/// config's; the FFW settings are the base config's, and an axis its `axes` leave empty is
+/// `[sweep]`'s.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BenchmarkStudy {
@@ -70,6 +73,8 @@ pub struct BenchmarkStudy {
     pub model: ModelConfig,
     #[serde(default)]
     pub vanilla: VanillaConfig,
+    #[serde(default)]
+    pub axes: SweepAxes,
 }
 
 /// One grid of jobs: a study (or `[sweep]` alone) with the setting it varies its axes around.
@@ -113,10 +118,13 @@ impl Studies {
 
     /// (name, study) of every declared study on a benchmark of its own.
     pub fn benchmarks(&self) -> Vec<(&'static str, &BenchmarkStudy)> {
-        self.multi_color_mnist
-            .iter()
-            .map(|s| ("multi_color_mnist", s))
-            .collect()
+        [
+            ("corrupted_cifar10", &self.corrupted_cifar10),
+            ("multi_color_mnist", &self.multi_color_mnist),
+        ]
+        .into_iter()
+        .filter_map(|(n, s)| s.as_ref().map(|s| (n, s)))
+        .collect()
     }
 }
 
