@@ -2,8 +2,10 @@
 //! reason it is not drawn when its study has no results.
 use std::collections::BTreeMap;
 
+use ffw_results::BasePoint;
+
 use crate::aggregate::{group, Group, Metric, Stat, NO_DESIGN};
-use crate::labels::{num, params_label};
+use crate::labels::{data_label, num, params_label};
 use crate::records::{at_base, Axis, Method, Record, Sweep};
 
 /// How a series is drawn: the colour tells the method, the line the metric.
@@ -69,7 +71,7 @@ pub enum Figure {
 
 pub struct PlannedFigure {
     /// File stem of the .svg and .png.
-    pub stem: &'static str,
+    pub stem: String,
     pub name: &'static str,
     /// One line for the index: what the figure shows.
     pub summary: &'static str,
@@ -78,29 +80,43 @@ pub struct PlannedFigure {
 }
 
 pub fn all(sweep: &Sweep) -> Vec<PlannedFigure> {
-    vec![
+    let per_layer_fig = |stem: String, base: &BasePoint| PlannedFigure {
+        stem,
+        name: "Fig. 4",
+        summary: "proportion of each layer's weights FFW prunes, per variant, at the base point",
+        figure: per_layer(sweep, base),
+    };
+    let main = &sweep.manifest.base;
+    // The paper's Fig. 4 has a panel per benchmark: one per study on a benchmark of its own.
+    let other_benchmarks = sweep
+        .manifest
+        .studies
+        .iter()
+        .filter(|(_, s)| s.base.data.name != main.data.name)
+        .map(|(name, s)| per_layer_fig(format!("fig4_per_layer_{name}"), &s.base));
+    std::iter::once(per_layer_fig("fig4_per_layer".into(), main))
+        .chain(other_benchmarks)
+        .chain(others(sweep))
+        .collect()
+}
+
+fn others(sweep: &Sweep) -> [PlannedFigure; 3] {
+    [
         PlannedFigure {
-            stem: "fig4_per_layer",
-            name: "Fig. 4",
-            summary: "proportion of each layer's weights FFW prunes, per variant, at the base \
-                      point",
-            figure: per_layer(sweep),
-        },
-        PlannedFigure {
-            stem: "fig5_lambda",
+            stem: "fig5_lambda".into(),
             name: "Fig. 5",
             summary: "FFW's task and bias accuracy and sparsity against λ",
             figure: lambda(sweep),
         },
         PlannedFigure {
-            stem: "fig6_magnitude",
+            stem: "fig6_magnitude".into(),
             name: "Fig. 6",
             summary: "task and bias accuracy of global magnitude pruning against sparsity, FFW \
                       and vanilla as points",
             figure: magnitude(sweep),
         },
         PlannedFigure {
-            stem: "fig7_epochs",
+            stem: "fig7_epochs".into(),
             name: "Fig. 7",
             summary: "task and bias accuracy of the vanilla model and of FFW started from it, \
                       against epochs of vanilla training",
@@ -246,10 +262,9 @@ fn epochs(sweep: &Sweep) -> Result<Figure, String> {
     }))
 }
 
-/// Every FFW mask at the config's base point (any study): per variant and layer, the pruned
+/// Every FFW mask at the base point `base` (any study): per variant and layer, the pruned
 /// fraction over seeds.
-fn per_layer(sweep: &Sweep) -> Result<Figure, String> {
-    let base = &sweep.manifest.base;
+fn per_layer(sweep: &Sweep, base: &BasePoint) -> Result<Figure, String> {
     let masks: Vec<(&Record, &ffw_results::Sparsity)> = sweep
         .records
         .iter()
@@ -275,8 +290,8 @@ fn per_layer(sweep: &Sweep) -> Result<Figure, String> {
     }
     Ok(Figure::Bars(BarPlot {
         title: format!(
-            "Pruned weights per layer (FFW, {}λ = {})",
-            params_label(&base.data).map_or(String::new(), |p| format!("{p}, ")),
+            "Pruned weights per layer (FFW, {}, λ = {})",
+            data_label(&base.data),
             num(base.lambda)
         ),
         x_label: "layer".into(),

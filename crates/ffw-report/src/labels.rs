@@ -22,6 +22,8 @@ pub fn dataset_name(name: &str) -> &str {
     match name {
         "biased_mnist" => "Biased MNIST",
         "multi_color_mnist" => "Multi-Color MNIST",
+        "corrupted_cifar10" => "Corrupted CIFAR-10",
+        "celeba" => "CelebA",
         other => other,
     }
 }

@@ -102,9 +102,9 @@ pub fn write_report(dir: &Path, manifest: Manifest) -> Result<ReportSummary> {
     let mut not_produced = Vec::new();
     for f in &figures {
         match &f.figure {
-            Ok(figure) => files.extend(plot::render(figure, f.stem, &out)?),
+            Ok(figure) => files.extend(plot::render(figure, &f.stem, &out)?),
             Err(reason) => {
-                plot::remove_stale(f.stem, &out)?;
+                plot::remove_stale(&f.stem, &out)?;
                 not_produced.push(NotProduced {
                     figure: f.stem.to_string(),
                     reason: reason.clone(),

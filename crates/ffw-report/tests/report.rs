@@ -497,3 +497,30 @@ fn the_latex_tables_compile() {
     );
     assert!(std::fs::metadata(dir.join("tables.pdf")).unwrap().len() > 0);
 }
+
+/// A study on a benchmark of its own fills its table and gets its own Fig. 4 panel.
+#[test]
+fn a_benchmark_study_fills_its_table_and_gets_its_own_per_layer_figure() {
+    let cifar = "[studies.corrupted_cifar10.data]\nkind = \"corrupted_cifar10\"\n\
+                 [studies.corrupted_cifar10.model]\nname = \"resnet18\"\n\
+                 [studies.corrupted_cifar10.axes]\nrho = [0.99, 0.95]\n";
+    let tmp = sweep_dir(&format!("{BASE}{STUDIES}{cifar}"));
+    let summary = report(tmp.path()).unwrap();
+    assert!(
+        summary.not_produced.is_empty(),
+        "{:?}",
+        summary.not_produced
+    );
+    assert_eq!(summary.figures, 5);
+    let svg = read(tmp.path(), "fig4_per_layer_corrupted_cifar10.svg");
+    assert!(svg.contains("Corrupted CIFAR-10, ρ = 0.99"), "{svg}");
+    assert!(!read(tmp.path(), "fig4_per_layer.svg").contains("CIFAR"));
+    let t4 = read(tmp.path(), "table4_corrupted_cifar10.md");
+    for rho in ["0.99", "0.95"] {
+        let vanilla = row(&t4, &format!("| {rho} | vanilla"));
+        assert!(
+            vanilla.starts_with(&format!("| {rho} | vanilla | 31.00 ± 1.00 (3) |")),
+            "{t4}"
+        );
+    }
+}
