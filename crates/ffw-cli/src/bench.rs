@@ -53,9 +53,9 @@ fn cases() -> Vec<Case> {
 fn synthetic(n: usize) -> Dataset {
     let x = (0..n * 3 * 28 * 28)
         .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
-        .collect();
+        .collect::<Vec<f32>>();
     Dataset {
-        x,
+        x: x.into(),
         sample_shape: vec![3, 28, 28],
         y: (0..n).map(|i| (i % 10) as u32).collect(),
         n_classes: 10,
@@ -143,7 +143,7 @@ pub fn bench(steps: usize, only: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn peak_rss_mib() -> f64 {
+pub(crate) fn peak_rss_mib() -> f64 {
     // SAFETY: getrusage only writes the struct it is given.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };

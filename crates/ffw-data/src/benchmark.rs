@@ -2,11 +2,15 @@
 //! section of a config) and what they build: the four splits, with the task and bias labels
 //! and the aligned/conflicting groups. Adding a benchmark is a module implementing
 //! [`Benchmark`] and one arm here; the sweep, FFW and the report only see this trait.
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::biased_mnist::BiasedMnistConfig;
+use crate::celeba::CelebaConfig;
 use crate::dataset::Splits;
 use crate::error::Result;
+use crate::folder::FolderConfig;
 use crate::multi_color_mnist::MultiColorMnistConfig;
 
 pub trait Benchmark {
@@ -30,6 +34,16 @@ pub trait Benchmark {
     fn set_rho(&mut self, _rho: f64) -> bool {
         false
     }
+    /// For labels that are names (a user's CSV): each column's class names in class order,
+    /// which results record. Empty where classes are plain numbers.
+    fn label_names(&self) -> Result<BTreeMap<String, Vec<String>>> {
+        Ok(BTreeMap::new())
+    }
+    /// Every problem found in the data, one line each (`ffw check-data`); empty if usable.
+    /// Benchmarks that do not look further than their file check report that.
+    fn problems(&self) -> Result<Vec<String>> {
+        self.check_files().map(|()| Vec::new())
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -37,6 +51,8 @@ pub trait Benchmark {
 pub enum DataConfig {
     BiasedMnist(BiasedMnistConfig),
     MultiColorMnist(MultiColorMnistConfig),
+    Celeba(CelebaConfig),
+    Folder(FolderConfig),
 }
 
 impl DataConfig {
@@ -44,6 +60,8 @@ impl DataConfig {
         match self {
             DataConfig::BiasedMnist(b) => b,
             DataConfig::MultiColorMnist(b) => b,
+            DataConfig::Celeba(b) => b,
+            DataConfig::Folder(b) => b,
         }
     }
 
@@ -51,6 +69,8 @@ impl DataConfig {
         match self {
             DataConfig::BiasedMnist(b) => b,
             DataConfig::MultiColorMnist(b) => b,
+            DataConfig::Celeba(b) => b,
+            DataConfig::Folder(b) => b,
         }
     }
 

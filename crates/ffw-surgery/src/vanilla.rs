@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use ffw_data::dataset::epoch_order;
+use ffw_data::seeds::epoch_seed;
 use ffw_data::{Batch, Dataset};
 use ffw_nn::{Model, ModelSpec, ParamStore};
 use ffw_results::VanillaEpoch;
@@ -56,6 +57,8 @@ pub fn train_vanilla(
     let model = arch.build(store.var_builder())?;
     let mut opt = optim::build(&cfg.optimizer, store.trainable());
     let order_seed = sub_seed(seed, "vanilla-order");
+    // Random flips of image files that allow them (in-memory benchmarks have none).
+    let augment_seed = sub_seed(seed, "vanilla-augment");
     let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
     let pb = progress::bar((cfg.epochs * steps_per_epoch) as u64, "vanilla");
     let mut history = Vec::with_capacity(cfg.epochs);
@@ -66,9 +69,11 @@ pub fn train_vanilla(
         let lr = multi_step_lr(base_lr(&cfg.optimizer), &cfg.milestones, cfg.gamma, epoch);
         opt.set_lr(lr);
         let (mut loss_sum, mut hits, mut seen) = (0.0f64, 0.0f64, 0usize);
-        for chunk in epoch_order(train.len(), order_seed, epoch as u64).chunks(cfg.batch_size) {
+        let order = epoch_order(train.len(), order_seed, epoch as u64);
+        let augment = Some(epoch_seed(augment_seed, epoch as u64));
+        for item in train.batches(&order, cfg.batch_size, augment, device) {
             crate::interrupt::check()?;
-            let b = train.batch(chunk, device)?;
+            let (chunk, b) = item?;
             let (loss, logits) = train_step(&model, opt.as_mut(), &b)?;
             loss_sum += loss * chunk.len() as f64;
             hits += crate::encode::accuracy(&logits, &b.y)? * chunk.len() as f64;
