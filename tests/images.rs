@@ -52,13 +52,21 @@ fn a_folder_dataset_runs_through_vanilla_ffw_and_the_report() {
     let cfg = tmp.path().join("shapes.toml");
     std::fs::write(&cfg, folder_config(&data)).unwrap();
 
-    let check = ffw().args(["check-data", cfg.to_str().unwrap()]).output().unwrap();
+    let check = ffw()
+        .args(["check-data", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
     ok(&check);
     assert!(String::from_utf8_lossy(&check.stdout).contains("usable"));
 
     let out = tmp.path().join("out");
     let o = ffw()
-        .args(["sweep", cfg.to_str().unwrap(), "--output", out.to_str().unwrap()])
+        .args([
+            "sweep",
+            cfg.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     ok(&o);
@@ -71,15 +79,26 @@ fn a_folder_dataset_runs_through_vanilla_ffw_and_the_report() {
         .iter()
         .map(|j| read_stripped(&j.join("result.json")))
         .collect();
-    let vanilla = results.iter().find(|r| r.get("history").is_some() && r.get("variant").is_none()).unwrap();
+    let vanilla = results
+        .iter()
+        .find(|r| r.get("history").is_some() && r.get("variant").is_none())
+        .unwrap();
     // The labels' order is recorded: sorted, as the config lists none.
-    assert_eq!(vanilla["labels"]["shape"], serde_json::json!(["circle", "square"]));
-    assert_eq!(vanilla["labels"]["colour"], serde_json::json!(["blue", "red"]));
+    assert_eq!(
+        vanilla["labels"]["shape"],
+        serde_json::json!(["circle", "square"])
+    );
+    assert_eq!(
+        vanilla["labels"]["colour"],
+        serde_json::json!(["blue", "red"])
+    );
     // 240 rows: 168 biased train (70%), the rest balanced over (shape, colour).
     assert_eq!(vanilla["data_sizes"]["train"], 168);
     assert_eq!(vanilla["history"].as_array().unwrap().len(), 2);
     let ffw_result = results.iter().find(|r| r.get("variant").is_some()).unwrap();
-    let sparsity = ffw_result["final_mask"]["sparsity"]["global"].as_f64().unwrap();
+    let sparsity = ffw_result["final_mask"]["sparsity"]["global"]
+        .as_f64()
+        .unwrap();
     assert!(sparsity > 0.0 && sparsity < 1.0, "{sparsity}");
 
     let index = std::fs::read_to_string(out.join("report/index.md")).unwrap();
@@ -90,7 +109,12 @@ fn a_folder_dataset_runs_through_vanilla_ffw_and_the_report() {
     // Same config, same numbers (flips and orders are seeded).
     let again = tmp.path().join("again");
     ok(&ffw()
-        .args(["sweep", cfg.to_str().unwrap(), "--output", again.to_str().unwrap()])
+        .args([
+            "sweep",
+            cfg.to_str().unwrap(),
+            "--output",
+            again.to_str().unwrap(),
+        ])
         .output()
         .unwrap());
     for j in &jobs {
@@ -120,25 +144,43 @@ fn check_data_lists_every_bad_row_and_runs_refuse_them() {
     );
     std::fs::write(&cfg, listed).unwrap();
 
-    let o = ffw().args(["check-data", cfg.to_str().unwrap()]).output().unwrap();
+    let o = ffw()
+        .args(["check-data", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     let stdout = String::from_utf8_lossy(&o.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{stdout}");
     assert!(lines[0].contains("line 7 (images/00005.png)"), "{stdout}");
-    assert!(lines[1].contains("line 9 (images/00007.png)") && lines[1].contains("not found"), "{stdout}");
-    assert!(lines[2].contains("line 42") && lines[2].contains("\"triangle\""), "{stdout}");
+    assert!(
+        lines[1].contains("line 9 (images/00007.png)") && lines[1].contains("not found"),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].contains("line 42") && lines[2].contains("\"triangle\""),
+        "{stdout}"
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("3 unusable row(s)"));
 
     // A run stops on them before any training, naming them.
     let out = tmp.path().join("out");
     let o = ffw()
-        .args(["run", "--config", cfg.to_str().unwrap(), "--output", out.to_str().unwrap()])
+        .args([
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(!o.status.success());
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(stderr.contains("3 unusable row(s)") && stderr.contains("images/00005.png"), "{stderr}");
+    assert!(
+        stderr.contains("3 unusable row(s)") && stderr.contains("images/00005.png"),
+        "{stderr}"
+    );
 }
 
 /// Peak resident memory of `ffw bench-loader` over the first `n` images.
@@ -158,12 +200,17 @@ fn loader_peak_mib(dir: &Path, n: usize) -> f64 {
 fn the_loaders_memory_does_not_grow_with_the_dataset() {
     let tmp = tempfile::tempdir().unwrap();
     for k in 0..3000u32 {
-        image::RgbImage::from_fn(10, 8, |x, y| image::Rgb([(k % 256) as u8, x as u8 * 20, y as u8 * 30]))
-            .save(tmp.path().join(format!("{k:05}.png")))
-            .unwrap();
+        image::RgbImage::from_fn(10, 8, |x, y| {
+            image::Rgb([(k % 256) as u8, x as u8 * 20, y as u8 * 30])
+        })
+        .save(tmp.path().join(format!("{k:05}.png")))
+        .unwrap();
     }
     // 3000 images at 96x96 are 316 MiB of f32 inputs held in memory; 300 are 32 MiB.
     let small = loader_peak_mib(tmp.path(), 300);
     let large = loader_peak_mib(tmp.path(), 3000);
-    assert!(large < small + 24.0, "peak RSS {small:.0} MiB over 300 images, {large:.0} MiB over 3000");
+    assert!(
+        large < small + 24.0,
+        "peak RSS {small:.0} MiB over 300 images, {large:.0} MiB over 3000"
+    );
 }

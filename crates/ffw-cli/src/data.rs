@@ -20,9 +20,17 @@ pub fn check_data(config: &Path) -> Result<()> {
         println!("{p}");
     }
     if !problems.is_empty() {
-        bail!("{} unusable row(s) in the data of {}", problems.len(), config.display());
+        bail!(
+            "{} unusable row(s) in the data of {}",
+            problems.len(),
+            config.display()
+        );
     }
-    println!("{}: the data of {} is usable", data.name(), config.display());
+    println!(
+        "{}: the data of {} is usable",
+        data.name(),
+        config.display()
+    );
     Ok(())
 }
 

@@ -113,14 +113,20 @@ fn read_records(path: &Path, has_count_line: bool) -> Result<Records> {
             line.split_whitespace().map(str::to_string).collect()
         }
     };
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
     let mut expected = None;
     if has_count_line && !csv {
         let (_, count) = lines
             .next()
             .ok_or_else(|| DataError::format(path, "empty file"))?;
         expected = Some(count.trim().parse::<usize>().map_err(|_| {
-            DataError::format(path, format!("line 1: expected the image count, got {count:?}"))
+            DataError::format(
+                path,
+                format!("line 1: expected the image count, got {count:?}"),
+            )
         })?);
     }
     let mut names = Vec::new();
@@ -142,7 +148,10 @@ fn read_records(path: &Path, has_count_line: bool) -> Result<Records> {
     if let Some(n) = expected.filter(|&n| n != records.len()) {
         return Err(DataError::format(
             path,
-            format!("line 1 announces {n} images, the file lists {}", records.len()),
+            format!(
+                "line 1 announces {n} images, the file lists {}",
+                records.len()
+            ),
         ));
     }
     Ok((names, records))
@@ -204,7 +213,10 @@ pub fn read_rows(cfg: &CelebaConfig) -> Result<Vec<Row>> {
             let partition = *partition.get(&id).ok_or_else(|| {
                 DataError::format(
                     &part_path,
-                    format!("{id} (line {line} of {}) has no partition", attr_path.display()),
+                    format!(
+                        "{id} (line {line} of {}) has no partition",
+                        attr_path.display()
+                    ),
                 )
             })?;
             Ok(Row {
@@ -298,8 +310,8 @@ impl Benchmark for CelebaConfig {
                     train.len()
                 )));
             }
-            let pick = random_split(train.len(), &[n as f64 / train.len() as f64], seed)?;
-            let mut keep = pick[0].clone();
+            let mut keep = crate::dataset::epoch_order(train.len(), seed, 0);
+            keep.truncate(n);
             keep.sort_unstable();
             train = keep.into_iter().map(|i| train[i]).collect();
         }
@@ -311,7 +323,10 @@ impl Benchmark for CelebaConfig {
         let test = self.balanced(&part(2))?;
         let cut = random_split(
             valid.len(),
-            &[self.unbiased_train_fraction, 1.0 - self.unbiased_train_fraction],
+            &[
+                self.unbiased_train_fraction,
+                1.0 - self.unbiased_train_fraction,
+            ],
             stream_seed(BALANCE_SEED, 1),
         )?;
         let pick = |idx: &[usize]| -> Vec<&Row> { idx.iter().map(|&i| valid[i]).collect() };
@@ -347,7 +362,12 @@ pub(crate) mod fixture {
             rows.push((k % 4 == 0, k % 5 == 0, k % 4 != 0 && k % 3 == 0, 0));
         }
         for part in [1u8, 2] {
-            for (blond, male, n) in [(false, false, 5), (false, true, 4), (true, false, 6), (true, true, 2)] {
+            for (blond, male, n) in [
+                (false, false, 5),
+                (false, true, 4),
+                (true, false, 6),
+                (true, true, 2),
+            ] {
                 for k in 0..n {
                     rows.push((blond, k % 2 == 0, male, part));
                 }
@@ -375,7 +395,11 @@ pub(crate) mod fixture {
         for (k, &(blond, glasses, male, p)) in rows.iter().enumerate() {
             let file = format!("{:06}.jpg", k + 1);
             image::RgbImage::from_fn(18, 22, |x, y| {
-                image::Rgb([if blond { 230 } else { 40 }, (x * 10) as u8, (y * 10 + k as u32) as u8])
+                image::Rgb([
+                    if blond { 230 } else { 40 },
+                    (x * 10) as u8,
+                    (y * 10 + k as u32) as u8,
+                ])
             })
             .save(images.join(&file))
             .unwrap();
@@ -418,10 +442,16 @@ mod tests {
         let want = fixture::rows();
         assert_eq!(a.len(), want.len());
         for (row, &(blond, _, male, p)) in a.iter().zip(&want) {
-            assert_eq!((row.target, row.bias, row.partition), (blond as u32, male as u32, p));
+            assert_eq!(
+                (row.target, row.bias, row.partition),
+                (blond as u32, male as u32, p)
+            );
         }
         assert_eq!(a[0].file, "000001.jpg");
-        assert_eq!(image_dir(csv.path()).unwrap(), csv.path().join("img_align_celeba/img_align_celeba"));
+        assert_eq!(
+            image_dir(csv.path()).unwrap(),
+            csv.path().join("img_align_celeba/img_align_celeba")
+        );
     }
 
     #[test]
@@ -446,7 +476,10 @@ mod tests {
             ..config(dir.path())
         };
         let msg = read_rows(&bad).unwrap_err().to_string();
-        assert!(msg.contains("list_attr_celeba.txt") && msg.contains("\"Beard\""), "{msg}");
+        assert!(
+            msg.contains("list_attr_celeba.txt") && msg.contains("\"Beard\""),
+            "{msg}"
+        );
         assert!(msg.contains("Blond_Hair"), "{msg}");
         assert!(bad.check_files().is_err());
     }
@@ -457,9 +490,16 @@ mod tests {
         fixture::write(dir.path(), false, false);
         let path = dir.path().join("list_attr_celeba.txt");
         let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, text.replacen("000003.jpg  -1 -1", "000003.jpg  -1 x", 1)).unwrap();
+        std::fs::write(
+            &path,
+            text.replacen("000003.jpg  -1 -1", "000003.jpg  -1 x", 1),
+        )
+        .unwrap();
         let msg = read_rows(&config(dir.path())).unwrap_err().to_string();
-        assert!(msg.contains("line 5 (000003.jpg)") && msg.contains("Blond_Hair"), "{msg}");
+        assert!(
+            msg.contains("line 5 (000003.jpg)") && msg.contains("Blond_Hair"),
+            "{msg}"
+        );
         std::fs::write(&path, text.replacen("74\n", "75\n", 1)).unwrap();
         let msg = read_rows(&config(dir.path())).unwrap_err().to_string();
         assert!(msg.contains("announces 75"), "{msg}");
@@ -478,7 +518,9 @@ mod tests {
         assert_eq!((s.unbiased_train.len(), s.unbiased_val.len()), (4, 4));
         for d in [&s.test] {
             for group in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-                let n = (0..d.len()).filter(|&i| (d.y[i], d.biases[0][i]) == group).count();
+                let n = (0..d.len())
+                    .filter(|&i| (d.y[i], d.biases[0][i]) == group)
+                    .count();
                 assert_eq!(n, 2);
             }
         }
@@ -486,7 +528,9 @@ mod tests {
         assert_eq!(s.train.aligned, vec![vec![1, 0]]);
         // The balanced sets do not depend on the run seed; only the train set flips.
         assert_eq!(cfg.splits(4).unwrap().test, s.test);
-        let Inputs::Files(f) = &s.train.x else { panic!("files") };
+        let Inputs::Files(f) = &s.train.x else {
+            panic!("files")
+        };
         assert!(f.flip);
         let b = s.test.batch(&[0, 1], &candle_core::Device::Cpu).unwrap();
         assert_eq!(b.x.dims(), &[2, 3, 8, 8]);

@@ -94,7 +94,9 @@ impl Dataset {
     pub fn subset(&self, indices: &[usize]) -> Dataset {
         Dataset {
             x: match &self.x {
-                Inputs::Memory(all) => Inputs::Memory(gather_memory(all, self.sample_len(), indices)),
+                Inputs::Memory(all) => {
+                    Inputs::Memory(gather_memory(all, self.sample_len(), indices))
+                }
                 Inputs::Files(f) => Inputs::Files(Arc::new(f.subset(indices))),
             },
             sample_shape: self.sample_shape.clone(),

@@ -7,7 +7,7 @@
 //! or sorted (numerically when every value is a number). Every bad row (missing file, unknown
 //! label, undecodable image) is found before training and named ([`FolderConfig::bad_rows`]).
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use rayon::prelude::*;
@@ -124,14 +124,20 @@ impl std::fmt::Display for RowProblem {
 fn sorted(values: BTreeSet<&str>) -> Vec<String> {
     let mut v: Vec<&str> = values.into_iter().collect();
     if v.iter().all(|s| s.parse::<f64>().is_ok()) {
-        v.sort_by(|a, b| a.parse::<f64>().unwrap().total_cmp(&b.parse::<f64>().unwrap()));
+        v.sort_by(|a, b| {
+            a.parse::<f64>()
+                .unwrap()
+                .total_cmp(&b.parse::<f64>().unwrap())
+        });
     }
     v.into_iter().map(str::to_string).collect()
 }
 
 impl FolderConfig {
     pub fn csv_path(&self) -> PathBuf {
-        self.csv.clone().unwrap_or_else(|| self.dir.join("labels.csv"))
+        self.csv
+            .clone()
+            .unwrap_or_else(|| self.dir.join("labels.csv"))
     }
 
     fn prep(&self) -> Preparation {
@@ -247,7 +253,10 @@ impl FolderConfig {
     }
 
     fn row_problem(&self, r: &Record, classes: &Classes) -> Option<String> {
-        let mut fields = vec![(&self.path_column, &r.path), (&self.target_column, &r.target)];
+        let mut fields = vec![
+            (&self.path_column, &r.path),
+            (&self.target_column, &r.target),
+        ];
         fields.extend(self.bias_columns.iter().zip(&r.biases));
         if let Some((col, _)) = fields.iter().find(|(_, v)| v.is_empty()) {
             return Some(format!("no value in column {col:?}"));
@@ -269,10 +278,7 @@ impl FolderConfig {
             }
         }
         if let Some(split) = r.split.as_deref().filter(|s| !SPLITS.contains(s)) {
-            return Some(format!(
-                "split {split:?} is none of {}",
-                SPLITS.join(", ")
-            ));
+            return Some(format!("split {split:?} is none of {}", SPLITS.join(", ")));
         }
         let file = self.dir.join(&r.path);
         if !file.is_file() {
@@ -357,7 +363,6 @@ impl FolderConfig {
         train.sort_unstable();
         Ok([train, pick(&cut[0]), pick(&cut[1]), pick(&cut[2])])
     }
-
 }
 
 impl Benchmark for FolderConfig {
@@ -385,7 +390,11 @@ impl Benchmark for FolderConfig {
                 self.unbiased_fractions
             )));
         }
-        if let Some(col) = self.bias_labels.keys().find(|k| !self.bias_columns.contains(k)) {
+        if let Some(col) = self
+            .bias_labels
+            .keys()
+            .find(|k| !self.bias_columns.contains(k))
+        {
             return Err(DataError::Invalid(format!(
                 "data.bias_labels.{col}: not one of data.bias_columns"
             )));
@@ -419,13 +428,21 @@ impl Benchmark for FolderConfig {
         let problems = self.bad_rows()?;
         if !problems.is_empty() {
             const SHOWN: usize = 20;
-            let mut lines: Vec<String> = problems.iter().take(SHOWN).map(|p| p.to_string()).collect();
+            let mut lines: Vec<String> =
+                problems.iter().take(SHOWN).map(|p| p.to_string()).collect();
             if problems.len() > SHOWN {
-                lines.push(format!("... and {} more (ffw check-data lists them all)", problems.len() - SHOWN));
+                lines.push(format!(
+                    "... and {} more (ffw check-data lists them all)",
+                    problems.len() - SHOWN
+                ));
             }
             return Err(DataError::format(
                 self.csv_path(),
-                format!("{} unusable row(s):\n  {}", problems.len(), lines.join("\n  ")),
+                format!(
+                    "{} unusable row(s):\n  {}",
+                    problems.len(),
+                    lines.join("\n  ")
+                ),
             ));
         }
         let records = self.records()?;
@@ -497,6 +514,8 @@ impl Benchmark for FolderConfig {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn config(dir: &Path) -> FolderConfig {
@@ -524,13 +543,21 @@ mod tests {
         assert_eq!(
             listed.label_names().unwrap(),
             BTreeMap::from([
-                ("shape".to_string(), vec!["square".to_string(), "circle".to_string()]),
-                ("colour".to_string(), vec!["blue".to_string(), "red".to_string()]),
+                (
+                    "shape".to_string(),
+                    vec!["square".to_string(), "circle".to_string()]
+                ),
+                (
+                    "colour".to_string(),
+                    vec!["blue".to_string(), "red".to_string()]
+                ),
             ])
         );
         let s = listed.splits(0).unwrap();
         // Images k even are circles: class 1 in the listed order.
-        let Inputs::Files(f) = &s.train.x else { panic!("files") };
+        let Inputs::Files(f) = &s.train.x else {
+            panic!("files")
+        };
         for (path, &y) in f.paths.iter().zip(&s.train.y) {
             let k: usize = path.file_stem().unwrap().to_str().unwrap().parse().unwrap();
             assert_eq!(y, (k % 2 == 0) as u32, "{}", path.display());
@@ -547,7 +574,11 @@ mod tests {
         crate::example::write(dir.path(), 200, 0.8, 3).unwrap();
         let cfg = config(dir.path());
         let s = cfg.splits(9).unwrap();
-        assert_eq!(s, cfg.splits(10).unwrap(), "the construction is seeded by 42 alone");
+        assert_eq!(
+            s,
+            cfg.splits(10).unwrap(),
+            "the construction is seeded by 42 alone"
+        );
         let n_unbiased = s.unbiased_train.len() + s.unbiased_val.len() + s.test.len();
         assert_eq!(s.train.len(), 140);
         assert!(n_unbiased % 4 == 0 && n_unbiased > 0);
@@ -582,7 +613,12 @@ mod tests {
         };
         let s = cfg.splits(0).unwrap();
         assert_eq!(
-            [s.train.len(), s.unbiased_train.len(), s.unbiased_val.len(), s.test.len()],
+            [
+                s.train.len(),
+                s.unbiased_train.len(),
+                s.unbiased_val.len(),
+                s.test.len()
+            ],
             [3, 3, 3, 3]
         );
     }
@@ -610,7 +646,10 @@ mod tests {
         assert!(bad[2].reason.contains("\"triangle\""), "{}", bad[2]);
         assert!(bad[3].reason.contains("\"colour\""), "{}", bad[3]);
         let msg = cfg.splits(0).unwrap_err().to_string();
-        assert!(msg.contains("4 unusable row(s)") && msg.contains("line 10 (images/missing.png)"), "{msg}");
+        assert!(
+            msg.contains("4 unusable row(s)") && msg.contains("line 10 (images/missing.png)"),
+            "{msg}"
+        );
         let listed = Benchmark::problems(&cfg).unwrap();
         assert_eq!(listed.len(), 4);
         assert!(listed[0].starts_with(&csv.display().to_string()));
@@ -625,12 +664,20 @@ mod tests {
             ..config(dir.path())
         };
         let msg = cfg.validate().unwrap_err().to_string();
-        assert!(msg.contains("data.bias_columns") && msg.contains("\"background\""), "{msg}");
+        assert!(
+            msg.contains("data.bias_columns") && msg.contains("\"background\""),
+            "{msg}"
+        );
         let cfg = FolderConfig {
             csv: Some(dir.path().join("nope.csv")),
             ..config(dir.path())
         };
         assert!(cfg.validate().unwrap_err().to_string().contains("nope.csv"));
-        assert!(FolderConfig { bias_columns: vec![], ..config(dir.path()) }.validate().is_err());
+        assert!(FolderConfig {
+            bias_columns: vec![],
+            ..config(dir.path())
+        }
+        .validate()
+        .is_err());
     }
 }

@@ -91,8 +91,7 @@ pub fn decode_resized(path: &Path, size: u32) -> Result<Vec<u8>> {
     let src = Image::from_vec_u8(w, h, rgb.into_raw(), PixelType::U8x3)
         .map_err(|e| DataError::format(path, e.to_string()))?;
     let mut dst = Image::new(size, size, PixelType::U8x3);
-    let options =
-        ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
     RESIZER
         .with(|r| r.borrow_mut().resize(&src, &mut dst, &options))
         .map_err(|e| DataError::format(path, format!("resizing to {size}x{size}: {e}")))?;
@@ -119,7 +118,10 @@ pub fn normalise(rgb: &[u8], prep: &Preparation, flip: bool, out: &mut [f32]) {
 /// Whether sample `i` is mirrored in the augmented pass seeded `augment`: one SplitMix64
 /// draw per (pass, sample), so the choice never depends on batch order or thread timing.
 fn flipped(augment: u64, i: usize) -> bool {
-    crate::seeds::sub_seed(augment ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15), "flip") & 1
+    crate::seeds::sub_seed(
+        augment ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        "flip",
+    ) & 1
         == 1
 }
 
@@ -199,7 +201,12 @@ mod tests {
             let lo = (center - support + 0.5).floor().max(0.0) as usize;
             let hi = ((center + support + 0.5).floor() as usize).min(n_in);
             let ws: Vec<(usize, f64)> = (lo..hi)
-                .map(|i| (i, (1.0 - ((i as f64 - center + 0.5) / support).abs()).max(0.0)))
+                .map(|i| {
+                    (
+                        i,
+                        (1.0 - ((i as f64 - center + 0.5) / support).abs()).max(0.0),
+                    )
+                })
                 .collect();
             let total: f64 = ws.iter().map(|w| w.1).sum();
             ws.into_iter().map(|(i, w)| (i, w / total)).collect()
@@ -213,7 +220,10 @@ mod tests {
         let mut out = vec![0.0; size * size];
         for y in 0..size {
             for x in 0..size {
-                out[y * size + x] = weights(h, y).iter().map(|&(i, k)| k * mid[i * size + x]).sum();
+                out[y * size + x] = weights(h, y)
+                    .iter()
+                    .map(|&(i, k)| k * mid[i * size + x])
+                    .sum();
             }
         }
         out
@@ -241,7 +251,10 @@ mod tests {
             let want = pil_bilinear(&src, w as usize, h as usize, size);
             for (k, want) in want.iter().enumerate() {
                 let got = got[k * 3 + c] as f64;
-                assert!((got - want).abs() <= 1.0, "channel {c} pixel {k}: {got} vs {want}");
+                assert!(
+                    (got - want).abs() <= 1.0,
+                    "channel {c} pixel {k}: {got} vs {want}"
+                );
             }
         }
         // A JPEG of a smooth image decodes to within a few levels of what was encoded.
@@ -254,7 +267,10 @@ mod tests {
         for (k, px) in got.chunks(3).enumerate() {
             let want = smooth(k as u32 % 48, k as u32 / 48);
             for c in 0..3 {
-                assert!((px[c] as i32 - want[c] as i32).abs() <= 6, "{k}: {px:?} vs {want:?}");
+                assert!(
+                    (px[c] as i32 - want[c] as i32).abs() <= 6,
+                    "{k}: {px:?} vs {want:?}"
+                );
             }
         }
     }
@@ -288,7 +304,9 @@ mod tests {
             .count();
         assert!((3..=13).contains(&n_flipped), "{n_flipped} of 16 flipped");
         // A flipped sample is the mirror image of the plain one.
-        let k = (0..16).find(|&k| first_red(&a, k) != first_red(&plain, k)).unwrap();
+        let k = (0..16)
+            .find(|&k| first_red(&a, k) != first_red(&plain, k))
+            .unwrap();
         let row = |x: &[f32]| x[k * 48..k * 48 + 4].to_vec();
         let mut mirrored = row(&plain);
         mirrored.reverse();

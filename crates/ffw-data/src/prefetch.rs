@@ -166,7 +166,10 @@ mod tests {
             let direct = d.batch(chunk, &Device::Cpu).unwrap();
             let v = |t: &candle_core::Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             assert_eq!(v(&b.x), v(&direct.x));
-            assert_eq!(b.y.to_vec1::<u32>().unwrap(), direct.y.to_vec1::<u32>().unwrap());
+            assert_eq!(
+                b.y.to_vec1::<u32>().unwrap(),
+                direct.y.to_vec1::<u32>().unwrap()
+            );
             seen += chunk.len();
         }
         assert_eq!(seen, 23);
@@ -180,7 +183,9 @@ mod tests {
     fn a_corrupt_file_fails_its_batch_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let d = files_dataset(dir.path(), 6);
-        let Inputs::Files(f) = &d.x else { unreachable!() };
+        let Inputs::Files(f) = &d.x else {
+            unreachable!()
+        };
         std::fs::write(&f.paths[4], b"garbage").unwrap();
         let order: Vec<usize> = (0..6).collect();
         let results: Vec<_> = d.batches(&order, 2, None, &Device::Cpu).collect();

@@ -26,7 +26,9 @@ pub fn encode(model: &Model, data: &Dataset, device: &Device) -> Result<Encoded>
     let all: Vec<usize> = (0..data.len()).collect();
     let mut feats = Vec::new();
     let mut logits = Vec::new();
-    let batch = EVAL_BATCH.min(EVAL_BATCH_VALUES / data.sample_len().max(1)).max(1);
+    let batch = EVAL_BATCH
+        .min(EVAL_BATCH_VALUES / data.sample_len().max(1))
+        .max(1);
     for item in data.batches(&all, batch, None, device) {
         let (_, b) = item?;
         let f = model.features(&b.x, false)?.detach();
