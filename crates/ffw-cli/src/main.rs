@@ -98,7 +98,7 @@ enum Command {
     /// agrees with the shape in a fraction --aligned of the images.
     ExampleData {
         out: PathBuf,
-        #[arg(long, default_value_t = 600)]
+        #[arg(long, default_value_t = 2000)]
         n: usize,
         #[arg(long, default_value_t = 0.9)]
         aligned: f64,
