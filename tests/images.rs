@@ -183,6 +183,31 @@ fn check_data_lists_every_bad_row_and_runs_refuse_them() {
     );
 }
 
+#[test]
+fn a_corrupt_image_stops_a_pass_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    for k in 0..200u32 {
+        image::RgbImage::from_pixel(12, 9, image::Rgb([k as u8, 3, 4]))
+            .save(tmp.path().join(format!("{k:03}.png")))
+            .unwrap();
+    }
+    std::fs::write(tmp.path().join("037.png"), b"\x89PNG\r\n cut short").unwrap();
+    // One pool thread: the pass must stop (its decoder thread joined) without a deadlock.
+    let o = ffw()
+        .args([
+            "--threads",
+            "1",
+            "bench-loader",
+            tmp.path().to_str().unwrap(),
+        ])
+        .args(["--size", "16", "--batch", "8"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("037.png"), "{stderr}");
+}
+
 /// Peak resident memory of `ffw bench-loader` over the first `n` images.
 fn loader_peak_mib(dir: &Path, n: usize) -> f64 {
     let o = ffw()

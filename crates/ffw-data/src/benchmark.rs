@@ -95,6 +95,23 @@ mod tests {
         let d: DataConfig = toml::from_str("kind = \"biased_mnist\"\nrho = 0.7\n").unwrap();
         assert_eq!(d.benchmark().rho(), Some(0.7));
         assert_eq!(d.with_rho(0.9).unwrap().benchmark().rho(), Some(0.9));
+        let d: DataConfig =
+            toml::from_str("kind = \"celeba\"\ntarget = \"Eyeglasses\"\nimage_size = 64\n")
+                .unwrap();
+        assert_eq!(d.benchmark().name(), "celeba");
+        assert_eq!(
+            (d.benchmark().n_classes(), d.benchmark().input_len()),
+            (2, 3 * 64 * 64)
+        );
+        assert_eq!(d.with_rho(0.9), None);
+        let d: DataConfig = toml::from_str(
+            "kind = \"folder\"\ndir = \"x\"\nbias_columns = [\"bg\"]\nlabels = [\"a\", \"b\", \"c\"]\n\
+             [bias_labels]\nbg = [\"u\", \"v\"]\n",
+        )
+        .unwrap();
+        // Every class listed: the config is complete without reading the CSV.
+        assert_eq!(d.benchmark().n_classes(), 3);
+        d.benchmark().validate().unwrap();
         let err = toml::from_str::<DataConfig>("kind = \"biased_mnist\"\nrhoo = 0.7\n")
             .unwrap_err()
             .to_string();

@@ -534,5 +534,18 @@ mod tests {
         assert!(f.flip);
         let b = s.test.batch(&[0, 1], &candle_core::Device::Cpu).unwrap();
         assert_eq!(b.x.dims(), &[2, 3, 8, 8]);
+        let few = CelebaConfig {
+            n_train: Some(10),
+            ..config(dir.path())
+        };
+        let f = few.splits(3).unwrap();
+        assert_eq!(f.train.len(), 10);
+        assert_eq!(f.test, s.test);
+        assert!(CelebaConfig {
+            n_train: Some(41),
+            ..config(dir.path())
+        }
+        .splits(3)
+        .is_err());
     }
 }

@@ -117,6 +117,13 @@ impl Drop for Decoder {
         // Closing the queue first makes a thread blocked on a full queue return.
         drop(self.queue.take());
         if let Some(t) = self.thread.take() {
+            // Its last batch decodes on the rayon pool; on a pool thread (with one thread in
+            // the pool, the only one) a plain join would wait for work only it can run.
+            while !t.is_finished() {
+                if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
             let _ = t.join();
         }
     }
