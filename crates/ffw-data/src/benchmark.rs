@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::biased_mnist::BiasedMnistConfig;
 use crate::celeba::CelebaConfig;
+use crate::corrupted_cifar10::CorruptedCifar10Config;
 use crate::dataset::Splits;
 use crate::error::Result;
 use crate::folder::FolderConfig;
@@ -51,6 +52,7 @@ pub trait Benchmark {
 pub enum DataConfig {
     BiasedMnist(BiasedMnistConfig),
     MultiColorMnist(MultiColorMnistConfig),
+    CorruptedCifar10(CorruptedCifar10Config),
     Celeba(CelebaConfig),
     Folder(FolderConfig),
 }
@@ -60,6 +62,7 @@ impl DataConfig {
         match self {
             DataConfig::BiasedMnist(b) => b,
             DataConfig::MultiColorMnist(b) => b,
+            DataConfig::CorruptedCifar10(b) => b,
             DataConfig::Celeba(b) => b,
             DataConfig::Folder(b) => b,
         }
@@ -69,6 +72,7 @@ impl DataConfig {
         match self {
             DataConfig::BiasedMnist(b) => b,
             DataConfig::MultiColorMnist(b) => b,
+            DataConfig::CorruptedCifar10(b) => b,
             DataConfig::Celeba(b) => b,
             DataConfig::Folder(b) => b,
         }
@@ -95,6 +99,12 @@ mod tests {
         let d: DataConfig = toml::from_str("kind = \"biased_mnist\"\nrho = 0.7\n").unwrap();
         assert_eq!(d.benchmark().rho(), Some(0.7));
         assert_eq!(d.with_rho(0.9).unwrap().benchmark().rho(), Some(0.9));
+        let d: DataConfig =
+            toml::from_str("kind = \"corrupted_cifar10\"\nsource = \"prebuilt\"\nrho = 0.995\n")
+                .unwrap();
+        assert_eq!(d.benchmark().name(), "corrupted_cifar10");
+        assert_eq!(d.with_rho(0.95).unwrap().benchmark().rho(), Some(0.95));
+        assert_eq!(d.benchmark().input_len(), 3072);
         let d: DataConfig =
             toml::from_str("kind = \"celeba\"\ntarget = \"Eyeglasses\"\nimage_size = 64\n")
                 .unwrap();
