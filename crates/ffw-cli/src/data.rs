@@ -44,7 +44,14 @@ pub fn example_data(out: &Path, n: usize, aligned: f64, seed: u64) -> Result<()>
 /// Images/second through the on-demand loader (decode, resize, normalise, prefetch), over
 /// every JPEG/PNG file of `dir`; one untimed pass first so both passes read from the page
 /// cache, as repeated epochs do.
-pub fn bench_loader(dir: &Path, size: u32, batch: usize, limit: Option<usize>) -> Result<()> {
+/// With `cache`, the images come from the resized-image cache there (built first if absent).
+pub fn bench_loader(
+    dir: &Path,
+    size: u32,
+    batch: usize,
+    limit: Option<usize>,
+    cache: Option<&Path>,
+) -> Result<()> {
     let mut paths: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| dir.display().to_string())?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -61,13 +68,20 @@ pub fn bench_loader(dir: &Path, size: u32, batch: usize, limit: Option<usize>) -
     }
     let n = paths.len();
     let prep = Preparation::imagenet(size);
+    let mut files = ImageFiles {
+        paths,
+        prep: prep.clone(),
+        flip: false,
+        cached: None,
+    };
+    if let Some(c) = cache {
+        let t = Instant::now();
+        files = ffw_data::image_cache::cached(vec![files], c)?.remove(0);
+        println!("cache ready in {:.1} s", t.elapsed().as_secs_f64());
+    }
     let data = Dataset {
         sample_shape: prep.sample_shape(),
-        x: Inputs::Files(Arc::new(ImageFiles {
-            paths,
-            prep,
-            flip: false,
-        })),
+        x: Inputs::Files(Arc::new(files)),
         y: vec![0; n],
         n_classes: 1,
         biases: vec![],
@@ -85,8 +99,9 @@ pub fn bench_loader(dir: &Path, size: u32, batch: usize, limit: Option<usize>) -
     pass()?;
     let rate = pass()?;
     println!(
-        "{n} images from {} to {size}x{size}, batch {batch}, threads {}: {rate:.0} images/s",
+        "{n} images from {}{} to {size}x{size}, batch {batch}, threads {}: {rate:.0} images/s",
         dir.display(),
+        if cache.is_some() { " (cached)" } else { "" },
         rayon::current_num_threads()
     );
     println!("peak RSS {:.0} MiB", crate::bench::peak_rss_mib());

@@ -117,6 +117,9 @@ enum Command {
         /// Only the first N files (sorted by name).
         #[arg(long)]
         limit: Option<usize>,
+        /// Read the images from the resized-image cache in this directory (built first).
+        #[arg(long)]
+        cache: Option<PathBuf>,
     },
     /// Print training images/second for vanilla and FFW steps of the paper's models.
     Bench {
@@ -304,6 +307,7 @@ fn command(command: Command, mpi: Option<sweep::Mpi>) -> Result<()> {
             size,
             batch,
             limit,
-        } => data::bench_loader(&dir, size, batch, limit),
+            cache,
+        } => data::bench_loader(&dir, size, batch, limit, cache.as_deref()),
     }
 }

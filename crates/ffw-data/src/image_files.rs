@@ -3,6 +3,7 @@
 //! the paths stay in memory, so a split of any size costs a few batches of pixels.
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use fast_image_resize::images::Image;
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
@@ -10,6 +11,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
+use crate::image_cache::ImageCache;
 
 /// ImageNet's per-channel mean and std (RGB), as torchvision's pretrained models expect.
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -70,6 +72,9 @@ pub struct ImageFiles {
     pub prep: Preparation,
     /// In augmented (training) passes, mirror each image left-right with probability 1/2.
     pub flip: bool,
+    /// The resized images already in a cache, and each sample's row in it
+    /// ([`crate::image_cache::cached`]); `None`: decode the files.
+    pub cached: Option<(Arc<ImageCache>, Vec<usize>)>,
 }
 
 thread_local! {
@@ -140,6 +145,10 @@ impl ImageFiles {
             paths: indices.iter().map(|&i| self.paths[i].clone()).collect(),
             prep: self.prep.clone(),
             flip: self.flip,
+            cached: self
+                .cached
+                .as_ref()
+                .map(|(c, rows)| (c.clone(), indices.iter().map(|&i| rows[i]).collect())),
         }
     }
 
@@ -151,9 +160,14 @@ impl ImageFiles {
         x.par_chunks_mut(len)
             .zip(indices.par_iter())
             .try_for_each(|(out, &i)| {
-                let rgb = decode_resized(&self.paths[i], self.prep.size)?;
                 let flip = self.flip && augment.is_some_and(|s| flipped(s, i));
-                normalise(&rgb, &self.prep, flip, out);
+                match &self.cached {
+                    Some((cache, rows)) => normalise(cache.image(rows[i]), &self.prep, flip, out),
+                    None => {
+                        let rgb = decode_resized(&self.paths[i], self.prep.size)?;
+                        normalise(&rgb, &self.prep, flip, out)
+                    }
+                }
                 Ok(())
             })?;
         Ok(x)
@@ -179,6 +193,7 @@ mod tests {
             paths: vec![png],
             prep: Preparation::imagenet(8),
             flip: false,
+            cached: None,
         };
         let x = files.load(&[0], None).unwrap();
         assert_eq!(x.len(), 3 * 64);
@@ -293,6 +308,7 @@ mod tests {
                 std: [1.0; 3],
             },
             flip: true,
+            cached: None,
         };
         let all: Vec<usize> = (0..16).collect();
         let plain = files.load(&all, None).unwrap();
@@ -330,6 +346,7 @@ mod tests {
                 paths: vec![path.clone()],
                 prep: Preparation::imagenet(4),
                 flip: false,
+                cached: None,
             };
             let msg = files.load(&[0], None).unwrap_err().to_string();
             assert!(msg.contains(&path.display().to_string()), "{msg}");

@@ -18,6 +18,7 @@ pub mod example;
 pub mod folder;
 pub mod groups;
 pub mod idx;
+pub mod image_cache;
 pub mod image_files;
 pub mod milestones;
 pub mod mnist;

@@ -152,6 +152,7 @@ mod tests {
                 paths,
                 prep: Preparation::imagenet(4),
                 flip: false,
+                cached: None,
             })),
             sample_shape: vec![3, 4, 4],
             y: (0..n as u32).map(|i| i % 2).collect(),
