@@ -45,7 +45,7 @@ fn synthetic(n: usize, aligned: f64, seed: u64) -> Dataset {
         b.push(bias);
     }
     Dataset {
-        x,
+        x: x.into(),
         sample_shape: vec![DIM],
         y,
         n_classes: 2,

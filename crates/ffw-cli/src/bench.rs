@@ -81,9 +81,9 @@ fn cases() -> Vec<Case> {
 fn synthetic(n: usize, side: usize) -> Dataset {
     let x = (0..n * 3 * side * side)
         .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
-        .collect();
+        .collect::<Vec<f32>>();
     Dataset {
-        x,
+        x: x.into(),
         sample_shape: vec![3, side, side],
         y: (0..n).map(|i| (i % 10) as u32).collect(),
         n_classes: 10,
@@ -171,7 +171,7 @@ pub fn bench(steps: usize, only: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn peak_rss_mib() -> f64 {
+pub(crate) fn peak_rss_mib() -> f64 {
     // SAFETY: getrusage only writes the struct it is given.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };

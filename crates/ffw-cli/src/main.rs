@@ -1,5 +1,6 @@
 //! `ffw`: vanilla training and FFW surgery from the command line.
 mod bench;
+mod data;
 mod output;
 mod report;
 mod run;
@@ -85,6 +86,40 @@ enum Command {
         test_fraction: f64,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+    },
+    /// List every problem of a config's data (a folder dataset: every unusable CSV row, i.e.
+    /// a missing file, an unknown label, an undecodable image); exit status 1 if any.
+    CheckData {
+        /// Run configuration (TOML) whose [data] section to check.
+        config: PathBuf,
+    },
+    /// Write a small biased image dataset in the folder layout (OUT/images/*.png and
+    /// OUT/labels.csv with columns path, shape, colour): circles and squares whose colour
+    /// agrees with the shape in a fraction --aligned of the images.
+    ExampleData {
+        out: PathBuf,
+        #[arg(long, default_value_t = 2000)]
+        n: usize,
+        #[arg(long, default_value_t = 0.9)]
+        aligned: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Print images/second decoded, resized and normalised by the on-demand image loader
+    /// from the JPEG/PNG files of DIR (threads: --threads).
+    BenchLoader {
+        dir: PathBuf,
+        /// Side of the square output images.
+        #[arg(long, default_value_t = 224)]
+        size: u32,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Only the first N files (sorted by name).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Read the images from the resized-image cache in this directory (built first).
+        #[arg(long)]
+        cache: Option<PathBuf>,
     },
     /// Print training images/second for vanilla and FFW steps of the paper's models.
     Bench {
@@ -260,5 +295,19 @@ fn command(command: Command, mpi: Option<sweep::Mpi>) -> Result<()> {
             Ok(())
         }
         Command::Bench { steps, only } => bench::bench(steps, &only),
+        Command::CheckData { config } => data::check_data(&config),
+        Command::ExampleData {
+            out,
+            n,
+            aligned,
+            seed,
+        } => data::example_data(&out, n, aligned, seed),
+        Command::BenchLoader {
+            dir,
+            size,
+            batch,
+            limit,
+            cache,
+        } => data::bench_loader(&dir, size, batch, limit, cache.as_deref()),
     }
 }

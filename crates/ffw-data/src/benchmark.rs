@@ -7,9 +7,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::biased_mnist::BiasedMnistConfig;
+use crate::celeba::CelebaConfig;
 use crate::corrupted_cifar10::CorruptedCifar10Config;
 use crate::dataset::Splits;
 use crate::error::Result;
+use crate::folder::FolderConfig;
 use crate::multi_color_mnist::MultiColorMnistConfig;
 
 pub trait Benchmark {
@@ -34,6 +36,16 @@ pub trait Benchmark {
     fn set_param(&mut self, _name: &str, _value: f64) -> bool {
         false
     }
+    /// For labels that are names (a user's CSV): each column's class names in class order,
+    /// which results record. Empty where classes are plain numbers.
+    fn label_names(&self) -> Result<BTreeMap<String, Vec<String>>> {
+        Ok(BTreeMap::new())
+    }
+    /// Every problem found in the data, one line each (`ffw check-data`); empty if usable.
+    /// Benchmarks that do not look further than their file check report that.
+    fn problems(&self) -> Result<Vec<String>> {
+        self.check_files().map(|()| Vec::new())
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -42,6 +54,8 @@ pub enum DataConfig {
     BiasedMnist(BiasedMnistConfig),
     MultiColorMnist(MultiColorMnistConfig),
     CorruptedCifar10(CorruptedCifar10Config),
+    Celeba(CelebaConfig),
+    Folder(FolderConfig),
 }
 
 impl DataConfig {
@@ -50,6 +64,8 @@ impl DataConfig {
             DataConfig::BiasedMnist(b) => b,
             DataConfig::MultiColorMnist(b) => b,
             DataConfig::CorruptedCifar10(b) => b,
+            DataConfig::Celeba(b) => b,
+            DataConfig::Folder(b) => b,
         }
     }
 
@@ -58,6 +74,8 @@ impl DataConfig {
             DataConfig::BiasedMnist(b) => b,
             DataConfig::MultiColorMnist(b) => b,
             DataConfig::CorruptedCifar10(b) => b,
+            DataConfig::Celeba(b) => b,
+            DataConfig::Folder(b) => b,
         }
     }
 
@@ -90,6 +108,23 @@ mod tests {
         assert_eq!(d.benchmark().name(), "corrupted_cifar10");
         assert_eq!(rho(&d.with_param("rho", 0.95).unwrap()), Some(0.95));
         assert_eq!(d.benchmark().input_len(), 3072);
+        let d: DataConfig =
+            toml::from_str("kind = \"celeba\"\ntarget = \"Eyeglasses\"\nimage_size = 64\n")
+                .unwrap();
+        assert_eq!(d.benchmark().name(), "celeba");
+        assert_eq!(
+            (d.benchmark().n_classes(), d.benchmark().input_len()),
+            (2, 3 * 64 * 64)
+        );
+        assert_eq!(d.with_rho(0.9), None);
+        let d: DataConfig = toml::from_str(
+            "kind = \"folder\"\ndir = \"x\"\nbias_columns = [\"bg\"]\nlabels = [\"a\", \"b\", \"c\"]\n\
+             [bias_labels]\nbg = [\"u\", \"v\"]\n",
+        )
+        .unwrap();
+        // Every class listed: the config is complete without reading the CSV.
+        assert_eq!(d.benchmark().n_classes(), 3);
+        d.benchmark().validate().unwrap();
         let err = toml::from_str::<DataConfig>("kind = \"biased_mnist\"\nrhoo = 0.7\n")
             .unwrap_err()
             .to_string();

@@ -139,7 +139,7 @@ pub fn build(split: &MnistSplit, rho: f64, seed: u64) -> Result<Dataset> {
 
 fn to_dataset(split: &MnistSplit, colours: &[u8]) -> Result<Dataset> {
     Ok(Dataset {
-        x: colourise(&split.images, colours)?,
+        x: colourise(&split.images, colours)?.into(),
         sample_shape: vec![3, split.images.rows, split.images.cols],
         y: split.labels.iter().map(|&l| l as u32).collect(),
         n_classes: N_CLASSES,
@@ -477,7 +477,7 @@ mod tests {
         let plane = d.sample_shape[1] * d.sample_shape[2];
         (0..d.len())
             .map(|k| {
-                let s = &d.x[k * 3 * plane..(k + 1) * 3 * plane];
+                let s = &d.x.in_memory().unwrap()[k * 3 * plane..(k + 1) * 3 * plane];
                 // Foreground iff white in all three channels; no background colour is white.
                 (0..plane)
                     .filter(|&p| (0..3).all(|c| s[c * plane + p] == 1.0))

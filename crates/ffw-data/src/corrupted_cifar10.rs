@@ -267,9 +267,9 @@ fn to_dataset(set: &Corrupted) -> Dataset {
                 .enumerate()
                 .map(move |(p, &v)| (v as f32 / 255.0 - MEAN[p / plane]) / STD[p / plane])
         })
-        .collect();
+        .collect::<Vec<f32>>();
     Dataset {
-        x,
+        x: x.into(),
         sample_shape: vec![3, SIDE, SIDE],
         y: set.images.labels.iter().map(|&l| l as u32).collect(),
         n_classes: N_CLASSES,
@@ -473,7 +473,10 @@ pub(crate) mod tests {
         assert_eq!(s.train.n_bias_classes, vec![10]);
         let built = cfg.build(2).unwrap();
         let v = built.train.images.pixels[1024];
-        assert!((s.train.x[1024] - (v as f32 / 255.0 - MEAN[1]) / STD[1]).abs() < 1e-6);
+        assert!(
+            (s.train.x.in_memory().unwrap()[1024] - (v as f32 / 255.0 - MEAN[1]) / STD[1]).abs()
+                < 1e-6
+        );
 
         // One cache file, read back by the next call; another seed, another file.
         let cache = tmp.path().join("ffw-cache");

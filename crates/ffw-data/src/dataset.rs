@@ -1,5 +1,8 @@
-//! The in-memory dataset every model consumes, its batches as candle tensors, and
-//! the seeded index orders and splits used by training.
+//! The dataset every model consumes (pixels in memory or image files read on demand, labels
+//! in memory), its batches as candle tensors, and the seeded index orders and splits used by
+//! training.
+
+use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 use rand::seq::SliceRandom;
@@ -7,12 +10,38 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{DataError, Result};
+use crate::image_files::ImageFiles;
+use crate::prefetch::Batches;
+
+/// Where a dataset's inputs come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inputs {
+    /// `n * sample_len()` values, sample after sample, already normalised.
+    Memory(Vec<f32>),
+    /// One image file per sample, decoded, resized and normalised when a batch asks for it.
+    Files(Arc<ImageFiles>),
+}
+
+impl From<Vec<f32>> for Inputs {
+    fn from(x: Vec<f32>) -> Self {
+        Inputs::Memory(x)
+    }
+}
+
+impl Inputs {
+    /// The values, if they are held in memory.
+    pub fn in_memory(&self) -> Option<&[f32]> {
+        match self {
+            Inputs::Memory(x) => Some(x),
+            Inputs::Files(_) => None,
+        }
+    }
+}
 
 /// Normalised inputs with task labels and one or more bias labels per sample.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
-    /// `n * sample_len()` values, sample after sample, already normalised.
-    pub x: Vec<f32>,
+    pub x: Inputs,
     /// Shape of one sample, e.g. `[3, 28, 28]`.
     pub sample_shape: Vec<usize>,
     /// Task labels, `0..n_classes`.
@@ -60,10 +89,16 @@ impl Dataset {
         self.sample_shape.iter().product()
     }
 
-    /// The samples at `indices`, in that order. Panics on an out-of-range index.
+    /// The samples at `indices`, in that order (files stay on disk). Panics on an
+    /// out-of-range index.
     pub fn subset(&self, indices: &[usize]) -> Dataset {
         Dataset {
-            x: self.gather_x(indices),
+            x: match &self.x {
+                Inputs::Memory(all) => {
+                    Inputs::Memory(gather_memory(all, self.sample_len(), indices))
+                }
+                Inputs::Files(f) => Inputs::Files(Arc::new(f.subset(indices))),
+            },
             sample_shape: self.sample_shape.clone(),
             y: indices.iter().map(|&i| self.y[i]).collect(),
             n_classes: self.n_classes,
@@ -77,14 +112,52 @@ impl Dataset {
         }
     }
 
-    /// The samples at `indices` as tensors on `device`.
+    /// The samples at `indices` as tensors on `device` (image files decoded now, unaugmented).
     pub fn batch(&self, indices: &[usize], device: &Device) -> candle_core::Result<Batch> {
+        let x = self.gather_x(indices, None)?;
+        self.batch_from(indices, x, device)
+    }
+
+    /// The batches of `order` cut in `batch_size` chunks, each with its indices. Image files
+    /// are decoded on a background thread a few batches ahead of the consumer (memory stays
+    /// at those few batches); `augment`, a training pass's seed, turns on the files' random
+    /// flip. In-memory inputs are gathered as [`Dataset::batch`] does.
+    pub fn batches<'a>(
+        &'a self,
+        order: &'a [usize],
+        batch_size: usize,
+        augment: Option<u64>,
+        device: &'a Device,
+    ) -> Batches<'a> {
+        Batches::new(self, order, batch_size, augment, device)
+    }
+
+    /// The input values of the samples at `indices`; an error names an out-of-range index or
+    /// an unreadable file.
+    pub(crate) fn gather_x(
+        &self,
+        indices: &[usize],
+        augment: Option<u64>,
+    ) -> candle_core::Result<Vec<f32>> {
         if let Some(&bad) = indices.iter().find(|&&i| i >= self.len()) {
             candle_core::bail!(
                 "batch index {bad} out of range for a dataset of {}",
                 self.len()
             );
         }
+        match &self.x {
+            Inputs::Memory(all) => Ok(gather_memory(all, self.sample_len(), indices)),
+            Inputs::Files(f) => f.load(indices, augment).map_err(candle_core::Error::wrap),
+        }
+    }
+
+    /// A batch of the samples at `indices` whose inputs `x` are already gathered.
+    pub(crate) fn batch_from(
+        &self,
+        indices: &[usize],
+        x: Vec<f32>,
+        device: &Device,
+    ) -> candle_core::Result<Batch> {
         let mut shape = Vec::with_capacity(1 + self.sample_shape.len());
         shape.push(indices.len());
         shape.extend_from_slice(&self.sample_shape);
@@ -93,7 +166,7 @@ impl Dataset {
             Tensor::from_vec(picked, indices.len(), device)
         };
         Ok(Batch {
-            x: Tensor::from_vec(self.gather_x(indices), shape, device)?,
+            x: Tensor::from_vec(x, shape, device)?,
             y: labels(&self.y)?,
             biases: self
                 .biases
@@ -107,15 +180,15 @@ impl Dataset {
     pub fn is_aligned(&self, a: usize, i: usize) -> bool {
         self.biases[a][i] == self.aligned[a][self.y[i] as usize]
     }
+}
 
-    fn gather_x(&self, indices: &[usize]) -> Vec<f32> {
-        let len = self.sample_len();
-        let mut x = Vec::with_capacity(indices.len() * len);
-        for &i in indices {
-            x.extend_from_slice(&self.x[i * len..(i + 1) * len]);
-        }
-        x
+/// The samples at `indices` of `all`, `len` values each.
+fn gather_memory(all: &[f32], len: usize, indices: &[usize]) -> Vec<f32> {
+    let mut x = Vec::with_capacity(indices.len() * len);
+    for &i in indices {
+        x.extend_from_slice(&all[i * len..(i + 1) * len]);
     }
+    x
 }
 
 /// Deterministic epoch order: a permutation of `0..n` drawn from a ChaCha8 stream
@@ -205,7 +278,7 @@ mod tests {
 
     fn toy(n: usize) -> Dataset {
         Dataset {
-            x: (0..n * 4).map(|v| v as f32).collect(),
+            x: (0..n * 4).map(|v| v as f32).collect::<Vec<_>>().into(),
             sample_shape: vec![1, 2, 2],
             y: (0..n as u32).map(|i| i % 3).collect(),
             n_classes: 3,
@@ -251,7 +324,10 @@ mod tests {
         let d = toy(5);
         assert_eq!((d.len(), d.sample_len()), (5, 4));
         let s = d.subset(&[4, 1]);
-        assert_eq!(s.x, vec![16., 17., 18., 19., 4., 5., 6., 7.]);
+        assert_eq!(
+            s.x.in_memory().unwrap(),
+            [16., 17., 18., 19., 4., 5., 6., 7.]
+        );
         assert_eq!(s.y, vec![1, 1]);
         assert_eq!(s.biases, vec![vec![0, 1]]);
 

@@ -202,7 +202,7 @@ fn build(
 ) -> Result<Dataset> {
     let (left, right) = assign_colours(&split.labels, N_CLASSES, left_aligned, right_aligned)?;
     Ok(Dataset {
-        x: colourise(split, &left, &right, severity, seed)?,
+        x: colourise(split, &left, &right, severity, seed)?.into(),
         sample_shape: vec![3, split.images.rows, split.images.cols],
         y: split.labels.iter().map(|&l| l as u32).collect(),
         n_classes: N_CLASSES,

@@ -91,6 +91,7 @@ fn result(spec: &JobSpec, seed: u64) -> Option<serde_json::Value> {
         JobSpec::Vanilla(v) => serde_json::to_value(VanillaResult {
             schema: SCHEMA_VERSION,
             data_sizes: BTreeMap::new(),
+            labels: BTreeMap::new(),
             history: vec![],
             report: mask(0.30 + 0.01 * s, 1.0, None),
             checkpoints: v

@@ -65,6 +65,9 @@ pub struct VanillaResult {
     #[serde(default = "unversioned")]
     pub schema: u32,
     pub data_sizes: BTreeMap<String, usize>,
+    /// Where labels are names (a user's CSV): each column's class names in class order.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, Vec<String>>,
     pub history: Vec<VanillaEpoch>,
     /// The vanilla model scored like every mask: unbiased test and val, fresh probe.
     pub report: MaskReport,

@@ -8,6 +8,9 @@ use crate::error::Result;
 
 /// Forward-only batch size: large batches amortise per-op overhead.
 pub const EVAL_BATCH: usize = 500;
+/// Input values of one forward-only batch at most: 224×224 images go 111 at a time instead
+/// of 500 (the batch's input and activations, with a few prefetched, stay a few hundred MB).
+const EVAL_BATCH_VALUES: usize = 1 << 24;
 
 pub struct Encoded {
     pub features: Tensor,
@@ -23,8 +26,11 @@ pub fn encode(model: &Model, data: &Dataset, device: &Device) -> Result<Encoded>
     let all: Vec<usize> = (0..data.len()).collect();
     let mut feats = Vec::new();
     let mut logits = Vec::new();
-    for chunk in all.chunks(EVAL_BATCH) {
-        let b = data.batch(chunk, device)?;
+    let batch = EVAL_BATCH
+        .min(EVAL_BATCH_VALUES / data.sample_len().max(1))
+        .max(1);
+    for item in data.batches(&all, batch, None, device) {
+        let (_, b) = item?;
         let f = model.features(&b.x, false)?.detach();
         logits.push(model.head(&f)?.detach());
         feats.push(f);

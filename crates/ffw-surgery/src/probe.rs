@@ -205,7 +205,8 @@ mod tests {
         let data = Dataset {
             x: (0..n * 3 * 28 * 28)
                 .map(|i| ((i * 7919 % 997) as f32 / 498.0) - 1.0)
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
             sample_shape: vec![3, 28, 28],
             y: (0..n).map(|i| (i % 10) as u32).collect(),
             n_classes: 10,

@@ -104,13 +104,14 @@ impl<'a> Surgery<'a> {
         mode: GateMode,
     ) -> Result<(f64, f64)> {
         let (mut ce_sum, mut mi_sum, mut batches) = (0.0f64, 0.0f64, 0usize);
-        for chunk in epoch_order(train.len(), order_seed, epoch as u64).chunks(self.cfg.batch_size)
-        {
+        let order = epoch_order(train.len(), order_seed, epoch as u64);
+        for item in train.batches(&order, self.cfg.batch_size, None, self.device) {
             crate::interrupt::check()?;
+            let (chunk, b) = item?;
             if chunk.len() < 2 {
                 continue; // MI is undefined on a single sample.
             }
-            let (ce, mi) = self.gate_step(&train.batch(chunk, self.device)?, mode)?;
+            let (ce, mi) = self.gate_step(&b, mode)?;
             ce_sum += ce;
             mi_sum += mi;
             batches += 1;

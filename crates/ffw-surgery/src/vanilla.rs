@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use ffw_data::dataset::epoch_order;
+use ffw_data::seeds::epoch_seed;
 use ffw_data::{Batch, Dataset};
 use ffw_nn::{Model, ModelSpec, ParamStore};
 use ffw_results::VanillaEpoch;
@@ -55,6 +56,9 @@ pub fn train_vanilla(
     let model = arch.build(store.var_builder())?;
     let mut opt = optim::build(&cfg.optimizer, store.trainable());
     let order_seed = sub_seed(seed, "vanilla-order");
+    // Random flips of the image files that allow them (in-memory benchmarks have none); the
+    // tensor augmentation of `cfg.augment` draws from its own stream.
+    let flip_seed = sub_seed(seed, "vanilla-file-flip");
     let augment_seed = sub_seed(seed, "vanilla-augment");
     let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
     let pb = progress::bar((cfg.epochs * steps_per_epoch) as u64, "vanilla");
@@ -67,9 +71,13 @@ pub fn train_vanilla(
         opt.set_lr(lr);
         let (mut loss_sum, mut hits, mut seen) = (0.0f64, 0.0f64, 0usize);
         let order = epoch_order(train.len(), order_seed, epoch as u64);
-        for (i, chunk) in order.chunks(cfg.batch_size).enumerate() {
+        let flips = Some(epoch_seed(flip_seed, epoch as u64));
+        for (i, item) in train
+            .batches(&order, cfg.batch_size, flips, device)
+            .enumerate()
+        {
             crate::interrupt::check()?;
-            let mut b = train.batch(chunk, device)?;
+            let (chunk, mut b) = item?;
             b.x = cfg.augment.apply(&b.x, augment_seed, epoch, i)?;
             let (loss, logits) = train_step(&model, opt.as_mut(), &b)?;
             loss_sum += loss * chunk.len() as f64;

@@ -87,6 +87,7 @@ pub fn run_vanilla(
         ("unbiased_val".to_string(), splits.unbiased_val.len()),
         ("test".to_string(), splits.test.len()),
     ]);
+    let labels = spec.data.benchmark().label_names()?;
     wall.insert("data".to_string(), t.elapsed().as_secs_f64());
 
     let t = Instant::now();
@@ -160,6 +161,7 @@ pub fn run_vanilla(
     Ok(VanillaResult {
         schema: SCHEMA_VERSION,
         data_sizes,
+        labels,
         history: trained.history,
         report,
         checkpoints,
