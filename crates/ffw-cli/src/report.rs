@@ -3,8 +3,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-pub fn report(results: &Path) -> Result<()> {
-    let summary = ffw_report::write_report(results)
+pub fn report(results: &Path, mixed_devices: bool) -> Result<()> {
+    let options = ffw_report::ReportOptions { mixed_devices };
+    let summary = ffw_report::write_report_with(results, options)
         .with_context(|| format!("writing the report of {}", results.display()))?;
     println!(
         "report: {} ({} tables, {} figures; {} of {} jobs have results)",

@@ -8,6 +8,7 @@
 //! links them.
 pub mod aggregate;
 pub mod csv;
+pub mod devices;
 pub mod error;
 pub mod figures;
 pub mod index;
@@ -54,10 +55,23 @@ fn write(path: PathBuf, text: &str, files: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// What the user allows a report to do.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReportOptions {
+    /// Put results from CPUs and GPUs in the same tables ([`devices::check_not_mixed`]).
+    pub mixed_devices: bool,
+}
+
+/// [`write_report_with`] the default options.
+pub fn write_report(dir: &Path) -> Result<ReportSummary> {
+    write_report_with(dir, ReportOptions::default())
+}
+
 /// Reads the sweep in `dir` (its `sweep.json` and `jobs/`) and writes the report into
 /// `dir/report/`, replacing an earlier one's files.
-pub fn write_report(dir: &Path) -> Result<ReportSummary> {
+pub fn write_report_with(dir: &Path, options: ReportOptions) -> Result<ReportSummary> {
     let sweep = records::Sweep::load(dir)?;
+    devices::check_not_mixed(&sweep, options.mixed_devices)?;
     // Before writing anything: without a font no figure can be drawn.
     plot::register_font()?;
     let out = dir.join(REPORT_DIR);

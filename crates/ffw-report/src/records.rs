@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use ffw_results::{FfwResult, MagnitudeResult, MaskReport, VanillaResult, Variant};
+use ffw_results::{DeviceInfo, FfwResult, MagnitudeResult, MaskReport, VanillaResult, Variant};
 use ffw_sweep::grid::{expand, JobSpec, VanillaSpec};
 use ffw_sweep::store::{Store, MANIFEST};
 use ffw_sweep::RunConfig;
@@ -91,6 +91,8 @@ pub struct Scores {
     pub best_intermediate: Option<(usize, MaskReport)>,
     /// None for vanilla checkpoints, which are timed with their job.
     pub wall_secs: Option<f64>,
+    /// Where the job ran; none in results written before devices were recorded.
+    pub device: Option<DeviceInfo>,
 }
 
 impl Record {
@@ -218,6 +220,7 @@ impl Sweep {
                             report: r.report.clone(),
                             best_intermediate: None,
                             wall_secs: Some(r.wall_secs.values().sum()),
+                            device: r.device.clone(),
                         }),
                         ..record(Method::Vanilla, &v)
                     });
@@ -231,6 +234,7 @@ impl Sweep {
                                 report: c.report.clone(),
                                 best_intermediate: None,
                                 wall_secs: None,
+                                device: result.as_ref().and_then(|r| r.device.clone()),
                             }),
                             ..record(Method::Vanilla, &v)
                         });
@@ -246,6 +250,7 @@ impl Sweep {
                             report: r.final_mask,
                             best_intermediate: r.best_intermediate,
                             wall_secs: Some(r.wall_secs),
+                            device: r.device,
                         }),
                         ..record(Method::Ffw(f.ffw.variant), &v)
                     });
@@ -259,6 +264,7 @@ impl Sweep {
                             report: r.report,
                             best_intermediate: None,
                             wall_secs: Some(r.wall_secs),
+                            device: r.device,
                         }),
                         ..record(Method::Magnitude, &v)
                     });

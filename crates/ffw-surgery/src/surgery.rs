@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use ffw_data::dataset::epoch_order;
-use ffw_data::{Batch, Dataset};
+use ffw_data::{Batch, Batches, Dataset};
 use ffw_nn::{GateMode, GateSet, Model, ModelSpec};
 use ffw_results::{FfwEpoch, SplitScores, TemperatureChange};
 
@@ -19,6 +19,7 @@ use crate::mi::mutual_information;
 use crate::optim::{Adam, Optimizer};
 use crate::probe::{fit_heads, Probe, ProbeInit};
 use crate::progress;
+use crate::running::RunningSum;
 use crate::seeds::sub_seed;
 
 pub struct FfwOutcome {
@@ -67,8 +68,8 @@ impl<'a> Surgery<'a> {
 
     /// One minibatch (PROTOCOL §3): backward `α·CE + λ·mean(MI)` into the gates, one step of
     /// every privacy head on its own loss over the detached features, one gate step.
-    /// Returns the batch's (CE, mean MI).
-    pub fn gate_step(&mut self, b: &Batch, mode: GateMode) -> Result<(f64, f64)> {
+    /// Returns the batch's (CE, mean MI) as scalar tensors left on the device.
+    pub fn gate_step(&mut self, b: &Batch, mode: GateMode) -> Result<(Tensor, Tensor)> {
         let model = model_from(
             self.arch,
             &self.gates.effective_params(self.base, mode)?,
@@ -91,32 +92,33 @@ impl<'a> Surgery<'a> {
             probe.step(&detached, bias)?;
         }
         self.gate_opt.step(&grads)?;
-        Ok((ce.to_scalar::<f32>()? as f64, mi.to_scalar::<f32>()? as f64))
+        Ok((ce, mi))
     }
 
     /// One epoch of gate steps over `train` in a seeded order; the epoch-mean (CE, MI).
     /// Fails on a non-finite objective or gate, naming the gated layer.
     fn gate_epoch(
         &mut self,
-        train: &Dataset,
+        train: &Batches,
         order_seed: u64,
         epoch: usize,
         mode: GateMode,
     ) -> Result<(f64, f64)> {
-        let (mut ce_sum, mut mi_sum, mut batches) = (0.0f64, 0.0f64, 0usize);
-        for chunk in epoch_order(train.len(), order_seed, epoch as u64).chunks(self.cfg.batch_size)
-        {
+        let (mut ce_sum, mut mi_sum, mut batches) =
+            (RunningSum::default(), RunningSum::default(), 0usize);
+        let n = train.data().len();
+        for chunk in epoch_order(n, order_seed, epoch as u64).chunks(self.cfg.batch_size) {
             crate::interrupt::check()?;
             if chunk.len() < 2 {
                 continue; // MI is undefined on a single sample.
             }
-            let (ce, mi) = self.gate_step(&train.batch(chunk, self.device)?, mode)?;
-            ce_sum += ce;
-            mi_sum += mi;
+            let (ce, mi) = self.gate_step(&train.batch(chunk)?, mode)?;
+            ce_sum.add(&ce, 1.0)?;
+            mi_sum.add(&mi, 1.0)?;
             batches += 1;
         }
         let n = batches.max(1) as f64;
-        let (ce, mi) = (ce_sum / n, mi_sum / n);
+        let (ce, mi) = (ce_sum.value()? / n, mi_sum.value()? / n);
         let non_finite = |what: String, value: f64| SurgeryError::NonFinite {
             phase: "ffw",
             what,
@@ -181,6 +183,7 @@ pub fn run_ffw(
         cfg.temperature_threshold,
     );
     let order_seed = sub_seed(seed, "ffw-order");
+    let train_batches = Batches::new(sets.train, device)?;
     let mut history = Vec::new();
     let mut temperature_changes = Vec::new();
     let mut best: Option<(usize, GateSet, f64)> = None;
@@ -193,7 +196,7 @@ pub fn run_ffw(
         let soft = |t: f64| GateMode::Soft { temperature: t };
         let epoch_temperature = temperature.value;
         let (train_ce, train_mi) =
-            surgery.gate_epoch(sets.train, order_seed, epoch, soft(epoch_temperature))?;
+            surgery.gate_epoch(&train_batches, order_seed, epoch, soft(epoch_temperature))?;
 
         // Refine the heads to plateau on the current gated encoder, then watch validation MI.
         let (probe_epochs, model) = surgery.fit_heads(

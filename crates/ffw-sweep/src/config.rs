@@ -96,7 +96,7 @@ pub struct SweepAxes {
     pub magnitude: Vec<f64>,
 }
 
-/// `[sweep]`: the default grid (and the defaults of every study), plus retries.
+/// `[sweep]`: the default grid (and the defaults of every study), plus retries and placement.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SweepSection {
@@ -104,6 +104,9 @@ pub struct SweepSection {
     pub axes: SweepAxes,
     /// Extra attempts for a failed job before it counts as failed for good.
     pub retries: usize,
+    /// Workers bound to one GPU under `--device cuda` (small models leave a GPU idle): a
+    /// node may run up to this many workers per GPU (docs/GPU.md).
+    pub workers_per_gpu: usize,
 }
 
 impl Default for SweepSection {
@@ -111,6 +114,7 @@ impl Default for SweepSection {
         Self {
             axes: SweepAxes::default(),
             retries: 1,
+            workers_per_gpu: 1,
         }
     }
 }
@@ -331,6 +335,9 @@ impl RunConfig {
         }
         self.ffw.settings.validate()?;
         self.sweep.axes.validate("sweep", &self.vanilla)?;
+        if self.sweep.workers_per_gpu == 0 {
+            return Err(bad("sweep.workers_per_gpu", "must be > 0"));
+        }
         for (name, axes) in self.studies.declared() {
             axes.validate(&format!("studies.{name}"), &self.vanilla)?;
         }
@@ -424,6 +431,8 @@ mod tests {
         assert!(err.to_string().contains("kernel"), "{err}");
         let err = parse(&format!("{MINIMAL}\n[sweep]\nrho = [0.9, 2.0]\n")).unwrap_err();
         assert!(err.to_string().contains("sweep.rho"), "{err}");
+        let err = parse(&format!("{MINIMAL}\n[sweep]\nworkers_per_gpu = 0\n")).unwrap_err();
+        assert!(err.to_string().contains("sweep.workers_per_gpu"), "{err}");
     }
 
     #[test]

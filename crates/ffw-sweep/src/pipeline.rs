@@ -224,6 +224,7 @@ pub fn run_vanilla(
         report,
         checkpoints,
         wall_secs: wall,
+        device: Some(ffw_placement::describe(device)),
     })
 }
 
@@ -340,6 +341,7 @@ pub fn run_ffw_job(
         epochs: outcome.history,
         temperature_changes: outcome.temperature_changes,
         wall_secs: t.elapsed().as_secs_f64(),
+        device: Some(ffw_placement::describe(device)),
     })
 }
 
@@ -383,5 +385,6 @@ pub fn run_magnitude_job(
         sparsity_target: spec.sparsity,
         report,
         wall_secs: t.elapsed().as_secs_f64(),
+        device: Some(ffw_placement::describe(device)),
     })
 }
