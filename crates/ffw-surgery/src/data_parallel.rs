@@ -4,8 +4,12 @@
 //! in rank order by the collective, is the gradient of the global batch's mean loss; every
 //! rank then takes the same optimiser step and the replicas stay identical.
 //!
-//! Models with BatchNorm need its batch statistics synchronised across the group, which is
-//! not done yet: [`train_step`] refuses them rather than train on per-rank statistics.
+//! FFW's gate steps run data-parallel the same way ([`crate::surgery::Surgery::gate_step_in`]),
+//! with the MI on the probabilities and bias labels gathered from the whole group.
+//!
+//! Vanilla training of models with BatchNorm needs its batch statistics synchronised across
+//! the group, which is not done yet: [`train_step`] refuses them rather than train on
+//! per-rank statistics (FFW runs BatchNorm in inference mode and needs nothing).
 use candle_core::{Tensor, Var};
 use ffw_data::Batch;
 use ffw_nn::params::is_running_stat;
@@ -30,6 +34,9 @@ pub fn all_reduce_grads(
     vars: &[Var],
     group: &dyn Collective,
 ) -> Result<()> {
+    if group.size() == 1 {
+        return Ok(());
+    }
     let flat = vars
         .iter()
         .map(|v| match grads.get(v.as_tensor()) {
@@ -80,11 +87,14 @@ pub fn train_step(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{OptimizerConfig, VanillaConfig};
+    use crate::config::{FfwConfig, OptimizerConfig, VanillaConfig};
     use crate::optim;
+    use crate::probe::Probe;
+    use crate::surgery::Surgery;
     use candle_core::Device;
     use ffw_data::dataset::epoch_order;
     use ffw_data::Dataset;
+    use ffw_nn::GateMode;
     use ffw_nn::{Arch, MlpSpec, ModelSpec, ParamStore};
     use ffw_placement::collective::InProcess;
     use ffw_placement::Solo;
@@ -141,13 +151,45 @@ mod tests {
             .collect()
     }
 
-    /// Two ranks (threads) sharing each global batch train the model one rank trains on it.
-    #[test]
-    fn two_ranks_train_like_one() {
-        let one = train(&Solo, 4);
+    /// FFW from the MLP's initial parameters: the gates and the head after `steps` gate
+    /// steps on global minibatches of 16, trained by `group`.
+    fn ffw(group: &dyn Collective, steps: usize) -> Vec<Vec<f32>> {
+        let arch = Arch::Mlp(MlpSpec {
+            input: 12,
+            hidden: vec![16, 8],
+            n_classes: 3,
+        });
+        let store = ParamStore::new(7, &Device::Cpu);
+        arch.build(store.var_builder()).unwrap();
+        let base = store.snapshot().unwrap();
+        // At the paper's λ the MI's gradient through the gathered batch moves the gates by
+        // far more than the tolerance.
+        let cfg = FfwConfig::default();
+        let probe = Probe::new(8, 2, &cfg.probe, 3, &Device::Cpu).unwrap();
+        let mut surgery = Surgery::new(&arch, &base, &cfg, vec![probe], &Device::Cpu).unwrap();
+        let mode = GateMode::Soft { temperature: 1.0 };
+        let d = data(64);
+        for global in epoch_order(d.len(), 4, 0).chunks(16).take(steps) {
+            let local = shard(global, group.rank(), group.size());
+            let b = d.batch(local, &Device::Cpu).unwrap();
+            surgery.gate_step_in(&b, global.len(), mode, group).unwrap();
+        }
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let mut out: Vec<Vec<f32>> = surgery.gates.vars().iter().map(|v| flat(v)).collect();
+        let heads = surgery.heads().unwrap();
+        let mut names: Vec<&String> = heads[0].keys().collect();
+        names.sort();
+        out.extend(names.into_iter().map(|n| flat(&heads[0][n])));
+        out
+    }
+
+    /// Runs `f` on two in-process ranks and on one; checks the replicas agree and match the
+    /// single rank to 1e-5, and that training moved something (`f(&Solo, 0)` is the start).
+    fn two_ranks_like_one(f: fn(&dyn Collective, usize) -> Vec<Vec<f32>>) {
+        let one = f(&Solo, 4);
         let two: Vec<_> = InProcess::group(2)
             .into_iter()
-            .map(|g| std::thread::spawn(move || train(&g, 4)))
+            .map(|g| std::thread::spawn(move || f(&g, 4)))
             .collect::<Vec<_>>()
             .into_iter()
             .map(|h| h.join().unwrap())
@@ -160,9 +202,19 @@ mod tests {
             .map(|(a, b)| (a - b).abs())
             .fold(0f32, f32::max);
         assert!(diff < 1e-5, "max difference {diff}");
-        // Training moved the parameters: equality is not that of two untouched copies.
-        let untouched = train(&Solo, 0);
-        assert!(one != untouched);
+        assert!(one != f(&Solo, 0), "training moved nothing");
+    }
+
+    /// Two ranks (threads) sharing each global batch train the model one rank trains on it.
+    #[test]
+    fn two_ranks_train_like_one() {
+        two_ranks_like_one(train);
+    }
+
+    /// The same for FFW's gate steps, whose MI needs the whole batch's probabilities.
+    #[test]
+    fn two_ranks_run_ffw_like_one() {
+        two_ranks_like_one(ffw);
     }
 
     #[test]

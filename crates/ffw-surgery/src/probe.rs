@@ -4,8 +4,10 @@ use std::collections::HashMap;
 use candle_core::{Device, Tensor};
 use ffw_data::dataset::epoch_order;
 use ffw_nn::{ParamStore, PrivacyHead};
+use ffw_placement::{Collective, Solo};
 
 use crate::config::ProbeConfig;
+use crate::data_parallel::all_reduce_grads;
 use crate::encode::accuracy;
 use crate::error::{Result, SurgeryError};
 use crate::mi::mutual_information;
@@ -83,8 +85,23 @@ impl Probe {
     /// One SGD step on the probe's own cross-entropy; `features` must already be detached.
     /// Returns the loss as a scalar tensor left on the device.
     pub fn step(&mut self, features: &Tensor, labels: &Tensor) -> Result<Tensor> {
-        let loss = candle_nn::loss::cross_entropy(&self.head.forward(features)?, labels)?;
-        self.opt.step(&loss.backward()?)?;
+        self.step_in(features, labels, 1.0, &Solo)
+    }
+
+    /// [`Self::step`] on one rank of a data-parallel `group`: the loss weighted by this
+    /// rank's `share` of the global minibatch, the gradients summed over the group.
+    pub fn step_in(
+        &mut self,
+        features: &Tensor,
+        labels: &Tensor,
+        share: f64,
+        group: &dyn Collective,
+    ) -> Result<Tensor> {
+        let loss =
+            (candle_nn::loss::cross_entropy(&self.head.forward(features)?, labels)? * share)?;
+        let mut grads = loss.backward()?;
+        all_reduce_grads(&mut grads, &self.store.trainable(), group)?;
+        self.opt.step(&grads)?;
         Ok(loss)
     }
 

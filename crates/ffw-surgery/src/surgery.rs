@@ -5,13 +5,15 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use ffw_data::dataset::epoch_order;
 use ffw_data::{Batch, Batches, Dataset};
 use ffw_nn::{GateMode, GateSet, Model, ModelSpec};
+use ffw_placement::{Collective, Solo};
 use ffw_results::{FfwEpoch, SplitScores, TemperatureChange};
 
 use crate::config::FfwConfig;
+use crate::data_parallel::all_reduce_grads;
 use crate::encode::encode;
 use crate::error::{Result, SurgeryError};
 use crate::evaluate::{evaluate_params, frozen_model, model_from, scores, UnbiasedSets};
@@ -70,29 +72,54 @@ impl<'a> Surgery<'a> {
     /// every privacy head on its own loss over the detached features, one gate step.
     /// Returns the batch's (CE, mean MI) as scalar tensors left on the device.
     pub fn gate_step(&mut self, b: &Batch, mode: GateMode) -> Result<(Tensor, Tensor)> {
+        self.gate_step_in(b, b.y.dim(0)?, mode, &Solo)
+    }
+
+    /// [`Self::gate_step`] on one rank of a data-parallel `group` ([`crate::data_parallel`]):
+    /// `b` is this rank's slice of a global minibatch of `global_len` samples. The CE is
+    /// weighted by the slice's share; the MI, a per-batch estimate, is computed on the
+    /// probabilities and bias labels gathered from the whole group (every rank computes the
+    /// same value; gradients reach each rank's own samples); the gradients of the gates and
+    /// of the heads are summed over the group before their steps. Returns this rank's share
+    /// of the global CE, and the MI.
+    pub fn gate_step_in(
+        &mut self,
+        b: &Batch,
+        global_len: usize,
+        mode: GateMode,
+        group: &dyn Collective,
+    ) -> Result<(Tensor, Tensor)> {
         let model = model_from(
             self.arch,
             &self.gates.effective_params(self.base, mode)?,
             self.device,
         )?;
         let features = model.features(&b.x, false)?;
-        let ce = candle_nn::loss::cross_entropy(&model.head(&features)?, &b.y)?;
+        let share = b.y.dim(0)? as f64 / global_len as f64;
+        let ce = (candle_nn::loss::cross_entropy(&model.head(&features)?, &b.y)? * share)?;
         let mut mi_terms = Vec::with_capacity(self.probes.len());
         for (probe, bias) in self.probes.iter().zip(&b.biases) {
             let p = candle_nn::ops::softmax_last_dim(&probe.logits(&features)?)?;
-            mi_terms.push(mutual_information(&p, bias)?);
+            let all_bias = group.all_gather(bias)?.to_dtype(DType::U32)?;
+            mi_terms.push(mutual_information(&group.all_gather(&p)?, &all_bias)?);
         }
         let mi = (Tensor::stack(&mi_terms, 0)?.sum_all()? / self.probes.len() as f64)?;
         let objective = ((&ce * self.cfg.alpha)? + (&mi * self.cfg.lambda)?)?;
         // Only the gate gradients of this backward are used; the heads learn from their
         // own loss on detached features.
-        let grads = objective.backward()?;
+        let mut grads = objective.backward()?;
         let detached = features.detach();
         for (probe, bias) in self.probes.iter_mut().zip(&b.biases) {
-            probe.step(&detached, bias)?;
+            probe.step_in(&detached, bias, share, group)?;
         }
+        all_reduce_grads(&mut grads, &self.gates.vars(), group)?;
         self.gate_opt.step(&grads)?;
         Ok((ce, mi))
+    }
+
+    /// The privacy heads' parameters, one map per bias attribute.
+    pub fn heads(&self) -> Result<Vec<HashMap<String, Tensor>>> {
+        self.probes.iter().map(Probe::params).collect()
     }
 
     /// One epoch of gate steps over `train` in a seeded order; the epoch-mean (CE, MI).
@@ -294,11 +321,7 @@ pub fn run_ffw(
     }
     pb.finish_and_clear();
     Ok(FfwOutcome {
-        heads: surgery
-            .probes
-            .iter()
-            .map(Probe::params)
-            .collect::<Result<_>>()?,
+        heads: surgery.heads()?,
         gates: surgery.gates,
         history,
         temperature_changes,
