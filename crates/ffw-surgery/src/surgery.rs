@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, D};
 use ffw_data::dataset::epoch_order;
 use ffw_data::{Batch, Batches, Dataset};
 use ffw_nn::{GateMode, GateSet, Model, ModelSpec};
@@ -99,7 +99,8 @@ impl<'a> Surgery<'a> {
         let ce = (candle_nn::loss::cross_entropy(&model.head(&features)?, &b.y)? * share)?;
         let mut mi_terms = Vec::with_capacity(self.probes.len());
         for (probe, bias) in self.probes.iter().zip(&b.biases) {
-            let p = candle_nn::ops::softmax_last_dim(&probe.logits(&features)?)?;
+            // candle-nn's softmax_last_dim records no backward: the MI would not reach the gates.
+            let p = candle_nn::ops::softmax(&probe.logits(&features)?, D::Minus1)?;
             let all_bias = group.all_gather(bias)?.to_dtype(DType::U32)?;
             mi_terms.push(mutual_information(&group.all_gather(&p)?, &all_bias)?);
         }
@@ -327,4 +328,51 @@ pub fn run_ffw(
         temperature_changes,
         best: best.map(|(e, g, _)| (e, g)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ffw_nn::{Arch, MlpSpec, ParamStore};
+
+    /// With the CE switched off, the MI alone must still move the gates of the layers before
+    /// the bottleneck: its gradient has to pass the probe's softmax.
+    #[test]
+    fn the_mi_term_alone_moves_the_gates() {
+        let device = Device::Cpu;
+        let arch = Arch::Mlp(MlpSpec {
+            input: 6,
+            hidden: vec![8],
+            n_classes: 2,
+        });
+        let store = ParamStore::new(3, &device);
+        arch.build(store.var_builder()).unwrap();
+        let base = store.snapshot().unwrap();
+        let cfg = FfwConfig {
+            alpha: 0.0,
+            ..FfwConfig::default()
+        };
+        let probe = Probe::new(8, 2, &cfg.probe, 4, &device).unwrap();
+        let mut surgery = Surgery::new(&arch, &base, &cfg, vec![probe], &device).unwrap();
+        let n = 16;
+        let data = Dataset {
+            x: (0..n * 6)
+                .map(|i| ((i * 37 % 17) as f32 / 8.0) - 1.0)
+                .collect(),
+            sample_shape: vec![6],
+            y: (0..n).map(|i| (i % 2) as u32).collect(),
+            n_classes: 2,
+            biases: vec![(0..n).map(|i| (i / 2 % 2) as u32).collect()],
+            n_bias_classes: vec![2],
+            aligned: vec![vec![0, 1]],
+        };
+        let all: Vec<usize> = (0..n).collect();
+        let b = data.batch(&all, &device).unwrap();
+        surgery
+            .gate_step(&b, GateMode::Soft { temperature: 1.0 })
+            .unwrap();
+        let fc1 = surgery.gates.layers[0].m.as_tensor();
+        let moved = fc1.abs().unwrap().max_all().unwrap();
+        assert!(moved.to_scalar::<f32>().unwrap() > 0.0, "no MI gradient");
+    }
 }
