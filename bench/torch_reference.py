@@ -57,6 +57,68 @@ class Mlp(nn.Module):
         return [l.weight for l in self.hidden] + [self.fc.weight]
 
 
+class BasicBlock(nn.Module):
+    """torchvision's BasicBlock (same parameter names)."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        h = F.relu(self.bn1(self.conv1(x)))
+        h = self.bn2(self.conv2(h))
+        return F.relu(h + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNet18(nn.Module):
+    """torchvision's resnet18 (state-dict names and init) with `width` channels in layer1 and
+    the ImageNet stem (7x7/2 conv + 3x3/2 max-pool, the authors' choice on every benchmark)
+    or the CIFAR stem (3x3/1 conv, no pool). `forward` returns the pooled features."""
+
+    def __init__(self, n_classes=10, width=64, stem="imagenet"):
+        super().__init__()
+        self.stem = stem
+        k, s = (7, 2) if stem == "imagenet" else (3, 1)
+        self.conv1 = nn.Conv2d(3, width, k, s, k // 2, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        cin = width
+        for i, stride in enumerate([1, 2, 2, 2]):
+            cout = width << i
+            setattr(self, f"layer{i + 1}", nn.Sequential(BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)))
+            cin = cout
+        self.fc = nn.Linear(cin, n_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        self.gated_names = [n for n, p in self.named_parameters() if p.dim() > 1]
+
+    def forward(self, x):
+        h = F.relu(self.bn1(self.conv1(x)))
+        if self.stem == "imagenet":
+            h = F.max_pool2d(h, 3, 2, 1)
+        for i in range(1, 5):
+            h = getattr(self, f"layer{i}")(h)
+        return h.mean((2, 3))
+
+    def features(self, x, weights=None):
+        if weights is None:
+            return self(x)
+        return torch.func.functional_call(self, dict(zip(self.gated_names, weights)), (x,), strict=False)
+
+    def head(self, f, weight=None):
+        return F.linear(f, self.fc.weight if weight is None else weight, self.fc.bias)
+
+    def gated(self):
+        params = dict(self.named_parameters())
+        return [params[n] for n in self.gated_names]
+
+
 class Gate(torch.autograd.Function):
     """min(2*sigmoid(x), 1) with the gradient of 2*sigmoid(x) (the authors' straight-through)."""
 
@@ -89,13 +151,16 @@ def measure(batch, steps, step):
     return sorted(rates)[len(rates) // 2]
 
 
-def bench(name, model, batch, steps):
-    x = torch.randn(max(batch, 1000), 3, 28, 28)
+def bench(name, model, batch, steps, side=28, adam=False):
+    x = torch.randn(max(batch, 1000), 3, side, side)
     y = torch.arange(x.shape[0]) % 10
     b = (torch.arange(x.shape[0]) // 10) % 10
     xb, yb, bb = x[:batch], y[:batch], b[:batch]
 
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    if adam:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
 
     def vanilla():
         model.train()
@@ -148,13 +213,15 @@ def main():
     print(f"{'case':<14} {'batch':>6} {'vanilla img/s':>14} {'ffw img/s':>14} {'eval img/s':>14}"
           f"   (torch {torch.__version__}, threads {args.threads}, median of {args.steps} steps)")
     cases = {
-        "simpleconv-k7": (lambda: SimpleConvNet(7), 100),
-        "simpleconv-k3": (lambda: SimpleConvNet(3), 100),
-        "mlp": (Mlp, 256),
+        "simpleconv-k7": (lambda: SimpleConvNet(7), 100, {}),
+        "simpleconv-k3": (lambda: SimpleConvNet(3), 100, {}),
+        "mlp": (Mlp, 256, {}),
+        # Corrupted CIFAR-10's model and vanilla optimiser (PROTOCOL section 5).
+        "resnet18": (ResNet18, 128, {"side": 32, "adam": True}),
     }
-    for name, (build, batch) in cases.items():
+    for name, (build, batch, extra) in cases.items():
         if not args.only or name in args.only:
-            bench(name, build(), batch, args.steps)
+            bench(name, build(), batch, args.steps, **extra)
     # Peak resident memory of the whole process (run one case with --only to compare a step).
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak:.0f} MiB")

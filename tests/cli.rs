@@ -1,4 +1,4 @@
-//! End-to-end tests of the `ffw` binary on generated MNIST-format data: a tiny run writes a
+//! End-to-end tests of the `ffw` binary on generated MNIST-format and CIFAR-10 data: a tiny run writes a
 //! complete, reproducible result; bad inputs fail with a message naming the problem and leave
 //! no result behind.
 use std::path::{Path, PathBuf};
@@ -328,5 +328,91 @@ max_epochs = 5
             .unwrap()
             .len(),
         2
+    );
+}
+
+/// Corrupted CIFAR-10 end to end on a tiny generated CIFAR-10 binary directory: the
+/// corrupted sets are built once and cached beside the data, vanilla and FFW run on them,
+/// and a sweep of the same config fills Table 4's cells with this run's numbers.
+#[test]
+fn a_tiny_corrupted_cifar10_run_builds_caches_and_reports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("cifar-10-batches-bin");
+    common::write_cifar10(&data, 40, 100);
+    let cfg = tmp.path().join("cc.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+seed = 1
+[data]
+kind = "corrupted_cifar10"
+dir = "{}"
+rho = 0.95
+[model]
+kernel = 3
+[vanilla]
+epochs = 2
+batch_size = 50
+milestones = []
+optimizer = {{ name = "adam", lr = 1e-3, weight_decay = 1e-4 }}
+[ffw]
+variants = ["unstructured"]
+max_epochs = 2
+temperature_patience = 0
+[ffw.probe]
+max_epochs = 5
+"#,
+            tmp.path().display()
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    common::ok(&run(&cfg, &out));
+    let r = result(&out);
+    let vanilla = &r["vanilla"];
+    // 200 train images; the 100 test images, balanced, cut 60/20/20.
+    assert_eq!(vanilla["data_sizes"]["train"], 200);
+    assert_eq!(vanilla["data_sizes"]["unbiased_train"], 60);
+    assert_eq!(vanilla["data_sizes"]["test"], 20);
+    let ffw = &r["ffw"][0]["final_mask"];
+    assert_eq!(
+        ffw["test"]["bias_acc"].as_array().unwrap().len(),
+        1,
+        "{ffw}"
+    );
+    let sparsity = ffw["sparsity"]["global"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&sparsity));
+    // One cache file for the one data seed, next to the data.
+    let cache: Vec<_> = std::fs::read_dir(tmp.path().join("ffw-cache"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(cache.len(), 1, "{cache:?}");
+
+    // The sweep reuses the run's jobs; Table 4 shows them at ρ 0.95 beside the paper's values.
+    let (cfg, out_s) = (cfg.to_str().unwrap(), out.to_str().unwrap());
+    common::ok(
+        &common::ffw()
+            .args(["sweep", cfg, "--output", out_s])
+            .output()
+            .unwrap(),
+    );
+    let t4 = std::fs::read_to_string(out.join("report/table4_corrupted_cifar10.md")).unwrap();
+    for (method, report) in [("vanilla", &vanilla["report"]), ("FFW", ffw)] {
+        let task = 100.0 * report["test"]["task_acc"].as_f64().unwrap();
+        let row = t4
+            .lines()
+            // The label may carry "(1 of 1 collapsed)": the tiny model is near chance.
+            .find(|l| l.starts_with(&format!("| 0.95 | {method} ")))
+            .unwrap_or_else(|| panic!("no ρ 0.95 row for {method} in\n{t4}"));
+        assert!(row.contains(&format!("| {task:.2} (1) |")), "{row}");
+    }
+    assert_eq!(
+        std::fs::read_dir(tmp.path().join("ffw-cache"))
+            .unwrap()
+            .count(),
+        1,
+        "the sweep built the data again"
     );
 }

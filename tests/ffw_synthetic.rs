@@ -9,7 +9,9 @@ use ffw_surgery::evaluate::{evaluate_params, UnbiasedSets};
 use ffw_surgery::probe::ProbeInit;
 use ffw_surgery::surgery::run_ffw;
 use ffw_surgery::vanilla::train_vanilla;
-use ffw_surgery::{FfwConfig, OptimizerConfig, ProbeConfig, VanillaConfig};
+use ffw_surgery::{
+    AugmentConfig, FfwConfig, LrSchedule, OptimizerConfig, ProbeConfig, VanillaConfig,
+};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 
@@ -89,6 +91,12 @@ const SHORT_VANILLA: VanillaConfig = VanillaConfig {
     milestones: vec![],
     gamma: 0.1,
     checkpoints: vec![],
+    schedule: LrSchedule::MultiStep,
+    augment: AugmentConfig {
+        crop_padding: 0,
+        hflip: false,
+        fill: vec![],
+    },
 };
 
 #[test]
@@ -120,6 +128,7 @@ fn ffw_lowers_the_probes_bias_accuracy_below_vanillas() {
         milestones: vec![],
         gamma: 0.1,
         checkpoints: vec![],
+        ..SHORT_VANILLA
     };
     let vanilla = train_vanilla(&arch, &train, None, &vanilla_cfg, 0, &device).unwrap();
     // The paper's schedule and optimiser; only the minibatch is smaller, for more steps.
@@ -260,6 +269,7 @@ fn a_checkpoint_is_the_model_after_that_many_steps() {
         milestones: vec![],
         gamma: 0.1,
         checkpoints,
+        ..SHORT_VANILLA
     };
     // 4 steps per epoch: 0.25 epochs = after step 1, 1.0 = after the first epoch.
     let long = train_vanilla(&arch, &train, None, &cfg(3, vec![0.25, 1.0]), 7, &device).unwrap();

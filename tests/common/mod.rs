@@ -49,6 +49,35 @@ pub fn write_mnist(dir: &Path, n_train: usize, n_test: usize) {
     }
 }
 
+/// CIFAR-10's binary distribution (`data_batch_1..5.bin`, `test_batch.bin`) with
+/// `per_batch` train images per batch and `n_test` test images: class k has a bright bar at
+/// rows 3k..3k+2 over noise, the classes interleaved.
+pub fn write_cifar10(dir: &Path, per_batch: usize, n_test: usize) {
+    use ffw_data::cifar10::{to_binary, Cifar10Split, IMAGE_LEN};
+    std::fs::create_dir_all(dir).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let mut batch = |n: usize| {
+        let mut split = Cifar10Split::default();
+        for i in 0..n {
+            let class = i % 10;
+            split.labels.push(class as u8);
+            split.pixels.extend((0..IMAGE_LEN).map(|p| {
+                let row = (p % 1024) / 32;
+                if (3 * class..3 * class + 2).contains(&row) {
+                    230
+                } else {
+                    rng.gen_range(0..120)
+                }
+            }));
+        }
+        to_binary(&split)
+    };
+    for k in 1..=5 {
+        std::fs::write(dir.join(format!("data_batch_{k}.bin")), batch(per_batch)).unwrap();
+    }
+    std::fs::write(dir.join("test_batch.bin"), batch(n_test)).unwrap();
+}
+
 /// The `ffw` binary under test, quiet unless something goes wrong.
 pub fn ffw() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ffw"));

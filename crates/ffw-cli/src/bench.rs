@@ -12,13 +12,23 @@ use ffw_surgery::optim;
 use ffw_surgery::probe::Probe;
 use ffw_surgery::surgery::Surgery;
 use ffw_surgery::vanilla::train_step;
-use ffw_surgery::{FfwConfig, VanillaConfig};
+use ffw_surgery::{FfwConfig, OptimizerConfig, VanillaConfig};
 
-struct Case {
-    name: &'static str,
-    arch: Arch,
-    batch: usize,
+pub(crate) struct Case {
+    pub name: &'static str,
+    pub arch: Arch,
+    pub batch: usize,
+    /// Side of the square 3-channel input.
+    pub side: usize,
+    /// The vanilla optimiser of the model's benchmark.
+    pub optimizer: OptimizerConfig,
 }
+
+/// The protocol's vanilla optimiser for Corrupted CIFAR-10 (PROTOCOL §5).
+const ADAM: OptimizerConfig = OptimizerConfig::Adam {
+    lr: 1e-3,
+    weight_decay: 1e-4,
+};
 
 fn cases() -> Vec<Case> {
     vec![
@@ -29,6 +39,8 @@ fn cases() -> Vec<Case> {
                 n_classes: 10,
             }),
             batch: 100,
+            side: 28,
+            optimizer: VanillaConfig::default().optimizer,
         },
         Case {
             name: "simpleconv-k3",
@@ -37,6 +49,8 @@ fn cases() -> Vec<Case> {
                 n_classes: 10,
             }),
             batch: 100,
+            side: 28,
+            optimizer: VanillaConfig::default().optimizer,
         },
         Case {
             name: "mlp",
@@ -46,18 +60,32 @@ fn cases() -> Vec<Case> {
                 n_classes: 10,
             }),
             batch: 256,
+            side: 28,
+            optimizer: VanillaConfig::default().optimizer,
+        },
+        Case {
+            // The authors' torchvision ResNet-18 (ImageNet stem) on 32×32 Corrupted CIFAR-10.
+            name: "resnet18",
+            arch: Arch::Resnet18(ffw_nn::ResNet18Spec {
+                n_classes: 10,
+                stem: ffw_nn::Stem::Imagenet,
+                width: 64,
+            }),
+            batch: 128,
+            side: 32,
+            optimizer: ADAM,
         },
     ]
 }
 
-/// Random inputs of the Biased-MNIST shape with 10 task and 10 bias classes.
-pub(crate) fn synthetic(n: usize) -> Dataset {
-    let x = (0..n * 3 * 28 * 28)
+/// Random `3 × side × side` inputs with 10 task and 10 bias classes.
+pub(crate) fn synthetic(n: usize, side: usize) -> Dataset {
+    let x = (0..n * 3 * side * side)
         .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
         .collect();
     Dataset {
         x,
-        sample_shape: vec![3, 28, 28],
+        sample_shape: vec![3, side, side],
         y: (0..n).map(|i| (i % 10) as u32).collect(),
         n_classes: 10,
         biases: vec![(0..n).map(|i| ((i / 10) % 10) as u32).collect()],
@@ -98,10 +126,9 @@ pub fn bench(steps: usize, only: &[String], device: DeviceChoice, compare_cpu: b
     }
     let device = ffw_placement::open(device, Worker::SOLO, 1)?;
     if compare_cpu {
-        let selected: Vec<_> = cases()
+        let selected: Vec<Case> = cases()
             .into_iter()
             .filter(|c| only.is_empty() || only.iter().any(|o| o == c.name))
-            .map(|c| (c.name, c.arch, c.batch))
             .collect();
         return crate::compare::compare(&selected, &device, steps);
     }
@@ -115,13 +142,13 @@ pub fn bench(steps: usize, only: &[String], device: DeviceChoice, compare_cpu: b
         .into_iter()
         .filter(|c| only.is_empty() || only.iter().any(|o| o == c.name))
     {
-        let data = synthetic(case.batch.max(1000));
+        let data = synthetic(case.batch.max(1000), case.side);
         let idx: Vec<usize> = (0..case.batch).collect();
         let b: Batch = data.batch(&idx, &device)?;
 
         let store = ParamStore::new(0, &device);
         let model = case.arch.build(store.var_builder())?;
-        let mut opt = optim::build(&VanillaConfig::default().optimizer, store.trainable());
+        let mut opt = optim::build(&case.optimizer, store.trainable());
         let vanilla = measure(&device, case.batch, steps, || {
             train_step(&model, opt.as_mut(), &b)?;
             Ok(())

@@ -7,13 +7,13 @@ use std::collections::HashMap;
 
 use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
-use ffw_nn::{Arch, GateMode, ModelSpec, ParamStore};
+use ffw_nn::{GateMode, ModelSpec, ParamStore};
 use ffw_surgery::probe::Probe;
 use ffw_surgery::surgery::Surgery;
 use ffw_surgery::vanilla::train_step;
-use ffw_surgery::{optim, FfwConfig, VanillaConfig};
+use ffw_surgery::{optim, FfwConfig};
 
-use crate::bench::synthetic;
+use crate::bench::{synthetic, Case};
 
 /// Largest absolute difference accepted between the CPU's and the device's numbers.
 pub const TOLERANCE: f32 = 1e-3;
@@ -31,11 +31,12 @@ fn on_cpu(params: HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
         .collect()
 }
 
-fn vanilla(arch: &Arch, batch: usize, steps: usize, device: &Device) -> Result<Trace> {
-    let data = synthetic(batch * steps);
+fn vanilla(case: &Case, steps: usize, device: &Device) -> Result<Trace> {
+    let (arch, batch) = (&case.arch, case.batch);
+    let data = synthetic(batch * steps, case.side);
     let store = ParamStore::new(0, device);
     let model = arch.build(store.var_builder())?;
-    let mut opt = optim::build(&VanillaConfig::default().optimizer, store.trainable());
+    let mut opt = optim::build(&case.optimizer, store.trainable());
     let mut losses = Vec::new();
     for s in 0..steps {
         let idx: Vec<usize> = (s * batch..(s + 1) * batch).collect();
@@ -51,13 +52,13 @@ fn vanilla(arch: &Arch, batch: usize, steps: usize, device: &Device) -> Result<T
 /// FFW gate steps from `base` (on the CPU) with a fresh privacy head: the objective of each
 /// step (CE + MI) and the gates at the end.
 fn ffw(
-    arch: &Arch,
+    case: &Case,
     base: &HashMap<String, Tensor>,
-    batch: usize,
     steps: usize,
     device: &Device,
 ) -> Result<Trace> {
-    let data = synthetic(batch * steps);
+    let (arch, batch) = (&case.arch, case.batch);
+    let data = synthetic(batch * steps, case.side);
     let base: HashMap<String, Tensor> = base
         .iter()
         .map(|(k, v)| Ok((k.clone(), v.to_device(device)?)))
@@ -114,7 +115,7 @@ fn worse(a: f32, b: f32) -> f32 {
 
 /// Runs `steps` vanilla and FFW steps of each case on `device` and on the CPU; fails if any
 /// loss or parameter differs by more than [`TOLERANCE`].
-pub fn compare(cases: &[(&str, Arch, usize)], device: &Device, steps: usize) -> Result<()> {
+pub fn compare(cases: &[Case], device: &Device, steps: usize) -> Result<()> {
     println!(
         "{:<14} {:>6} {:>14} {:>14} {:>14} {:>14}   ({} vs cpu, {steps} steps)",
         "case",
@@ -126,15 +127,16 @@ pub fn compare(cases: &[(&str, Arch, usize)], device: &Device, steps: usize) -> 
         ffw_placement::describe(device)
     );
     let mut worst = 0f32;
-    for (name, arch, batch) in cases {
-        let cpu = vanilla(arch, *batch, steps, &Device::Cpu)?;
-        let dev = vanilla(arch, *batch, steps, device)?;
+    for case in cases {
+        let cpu = vanilla(case, steps, &Device::Cpu)?;
+        let dev = vanilla(case, steps, device)?;
         let (vl, vp) = drift(&cpu, &dev)?;
         // Both FFW runs start from the CPU's vanilla parameters.
         let (fl, fp) = drift(
-            &ffw(arch, &cpu.params, *batch, steps, &Device::Cpu)?,
-            &ffw(arch, &cpu.params, *batch, steps, device)?,
+            &ffw(case, &cpu.params, steps, &Device::Cpu)?,
+            &ffw(case, &cpu.params, steps, device)?,
         )?;
+        let (name, batch) = (case.name, case.batch);
         println!("{name:<14} {batch:>6} {vl:>14.3e} {vp:>14.3e} {fl:>14.3e} {fp:>14.3e}");
         worst = [vl, vp, fl, fp].into_iter().fold(worst, worse);
     }

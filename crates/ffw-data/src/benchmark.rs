@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::biased_mnist::BiasedMnistConfig;
+use crate::corrupted_cifar10::CorruptedCifar10Config;
 use crate::dataset::Splits;
 use crate::error::Result;
 use crate::multi_color_mnist::MultiColorMnistConfig;
@@ -37,6 +38,7 @@ pub trait Benchmark {
 pub enum DataConfig {
     BiasedMnist(BiasedMnistConfig),
     MultiColorMnist(MultiColorMnistConfig),
+    CorruptedCifar10(CorruptedCifar10Config),
 }
 
 impl DataConfig {
@@ -44,6 +46,7 @@ impl DataConfig {
         match self {
             DataConfig::BiasedMnist(b) => b,
             DataConfig::MultiColorMnist(b) => b,
+            DataConfig::CorruptedCifar10(b) => b,
         }
     }
 
@@ -51,6 +54,7 @@ impl DataConfig {
         match self {
             DataConfig::BiasedMnist(b) => b,
             DataConfig::MultiColorMnist(b) => b,
+            DataConfig::CorruptedCifar10(b) => b,
         }
     }
 
@@ -75,6 +79,12 @@ mod tests {
         let d: DataConfig = toml::from_str("kind = \"biased_mnist\"\nrho = 0.7\n").unwrap();
         assert_eq!(d.benchmark().rho(), Some(0.7));
         assert_eq!(d.with_rho(0.9).unwrap().benchmark().rho(), Some(0.9));
+        let d: DataConfig =
+            toml::from_str("kind = \"corrupted_cifar10\"\nsource = \"prebuilt\"\nrho = 0.995\n")
+                .unwrap();
+        assert_eq!(d.benchmark().name(), "corrupted_cifar10");
+        assert_eq!(d.with_rho(0.95).unwrap().benchmark().rho(), Some(0.95));
+        assert_eq!(d.benchmark().input_len(), 3072);
         let err = toml::from_str::<DataConfig>("kind = \"biased_mnist\"\nrhoo = 0.7\n")
             .unwrap_err()
             .to_string();

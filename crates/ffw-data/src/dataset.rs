@@ -161,6 +161,44 @@ pub fn random_split(n: usize, fractions: &[f64], seed: u64) -> Result<Vec<Vec<us
     Ok(parts)
 }
 
+/// Checks `data.unbiased_fractions`: three positive fractions summing to at most 1.
+pub fn validate_fractions(fractions: &[f64; 3]) -> Result<()> {
+    let total: f64 = fractions.iter().sum();
+    if fractions.iter().any(|f| !(*f > 0.0)) || total > 1.0 + 1e-9 {
+        return Err(DataError::Invalid(format!(
+            "data.unbiased_fractions: must be positive and sum to at most 1, got {fractions:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// The splits of a benchmark whose unbiased sets all come from one balanced set (DebiAN's and
+/// FFW's protocol): `balanced` shuffled with `seed` and cut by `fractions` into unbiased
+/// train, test and val, in that order. `what` names the balanced set's source in the error
+/// when a part would be empty.
+pub fn unbiased_splits(
+    train: Dataset,
+    balanced: &Dataset,
+    fractions: &[f64; 3],
+    seed: u64,
+    what: &str,
+) -> Result<Splits> {
+    let parts = random_split(balanced.len(), fractions, seed)?;
+    if let Some(empty) = parts.iter().position(Vec::is_empty) {
+        return Err(DataError::Invalid(format!(
+            "the unbiased {} split is empty: {} {what} cut by {fractions:?}",
+            ["train", "test", "val"][empty],
+            balanced.len(),
+        )));
+    }
+    Ok(Splits {
+        train,
+        unbiased_train: balanced.subset(&parts[0]),
+        test: balanced.subset(&parts[1]),
+        unbiased_val: balanced.subset(&parts[2]),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

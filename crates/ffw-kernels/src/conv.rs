@@ -1,6 +1,8 @@
 //! 2-D convolution (groups 1, dilation 1, square kernel): a direct AVX-512/AVX2 kernel for
-//! the large "same" kernels ([`direct`]), im2col + GEMM per image for everything else.
+//! the large "same" kernels ([`direct`]), im2col + GEMM over groups of images for small
+//! outputs ([`grouped`]), im2col + GEMM per image for everything else.
 mod direct;
+mod grouped;
 
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -72,14 +74,22 @@ impl Geometry {
     fn out_len(&self) -> usize {
         self.o * self.out_hw()
     }
-    /// Stride 1: the output columns `lo..hi` whose input column `ow + kj − p` lies inside a
-    /// row of `w` pixels, so a row copies as one slice (the hot loop of small kernels).
+    /// The output columns `lo..hi` whose input column `ow·s + kj − p` lies inside a row of `w`
+    /// pixels, so a row copies as one (strided) run without a bounds test per pixel (the hot
+    /// loop of small kernels).
     fn valid_cols(&self, kj: usize) -> (usize, usize) {
-        let lo = self.pad.saturating_sub(kj).min(self.wo);
-        let hi = (self.w + self.pad).saturating_sub(kj).clamp(lo, self.wo);
+        let lo = self
+            .pad
+            .saturating_sub(kj)
+            .div_ceil(self.stride)
+            .min(self.wo);
+        let hi = match (self.w + self.pad).checked_sub(kj + 1) {
+            Some(last) => (last / self.stride + 1).clamp(lo, self.wo),
+            None => lo,
+        };
         (lo, hi)
     }
-    /// Input column of output column `ox` at kernel offset `kj`, if inside the image.
+    /// Input row of output row `out` at kernel offset `kern`, if inside the image.
     fn src(&self, out: usize, kern: usize, size: usize) -> Option<usize> {
         (out * self.stride + kern)
             .checked_sub(self.pad)
@@ -87,30 +97,39 @@ impl Geometry {
     }
 }
 
-/// `cols[(c, ki, kj), (oh, ow)] = x[c, oh·s + ki − p, ow·s + kj − p]` (0 outside).
-fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
-    let ohw = g.out_hw();
+/// `cols[(c, ki, kj)·ld + i·ohw + (oh, ow)] = x[i, c, oh·s + ki − p, ow·s + kj − p]` (0
+/// outside) for the images `i` that `x` holds: one row per kernel tap, the images' columns side
+/// by side in it, rows `ld` apart. Rows are written in order, each image's plane read once per
+/// tap while it is still in cache.
+fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32], ld: usize) {
+    let (ohw, plane_len) = (g.out_hw(), g.h * g.w);
+    let imgs = x.len() / g.in_len();
     for c in 0..g.c {
-        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
         for ki in 0..g.k {
             for kj in 0..g.k {
-                let row = &mut cols[((c * g.k + ki) * g.k + kj) * ohw..][..ohw];
-                for oh in 0..g.ho {
-                    let dst = &mut row[oh * g.wo..(oh + 1) * g.wo];
-                    match g.src(oh, ki, g.h) {
-                        None => dst.fill(0.0),
-                        Some(ih) if g.stride == 1 => {
-                            let (lo, hi) = g.valid_cols(kj);
-                            let src = &plane[ih * g.w + lo + kj - g.pad..][..hi - lo];
-                            dst[..lo].fill(0.0);
-                            dst[lo..hi].copy_from_slice(src);
-                            dst[hi..].fill(0.0);
+                let row = &mut cols[((c * g.k + ki) * g.k + kj) * ld..][..imgs * ohw];
+                // Per tap, not per output row: on a ResNet's small maps the rows are 1–8
+                // pixels long and this arithmetic would cost more than the copy.
+                let (lo, hi) = g.valid_cols(kj);
+                let first = (lo * g.stride + kj).wrapping_sub(g.pad);
+                for (i, out) in row.chunks_exact_mut(ohw).enumerate() {
+                    let plane = &x[i * g.in_len() + c * plane_len..][..plane_len];
+                    for (oh, dst) in out.chunks_exact_mut(g.wo).enumerate() {
+                        let Some(ih) = g.src(oh, ki, g.h) else {
+                            dst.fill(0.0);
+                            continue;
+                        };
+                        dst[..lo].fill(0.0);
+                        dst[hi..].fill(0.0);
+                        if lo == hi {
+                            continue;
                         }
-                        Some(ih) => {
-                            let src = &plane[ih * g.w..(ih + 1) * g.w];
-                            for (ow, d) in dst.iter_mut().enumerate() {
-                                *d = g.src(ow, kj, g.w).map_or(0.0, |iw| src[iw]);
-                            }
+                        let src = &plane[ih * g.w + first..];
+                        if g.stride == 1 {
+                            dst[lo..hi].copy_from_slice(&src[..hi - lo]);
+                        } else {
+                            let src = src.iter().step_by(g.stride);
+                            dst[lo..hi].iter_mut().zip(src).for_each(|(d, v)| *d = *v);
                         }
                     }
                 }
@@ -119,30 +138,34 @@ fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
     }
 }
 
-/// The adjoint of [`im2col`]: accumulates every column entry back into its input pixel.
-fn col2im(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
-    let ohw = g.out_hw();
+/// The adjoint of [`im2col`]: accumulates every column entry back into its input pixel, for
+/// the images `dx` holds.
+fn col2im(g: &Geometry, cols: &[f32], ld: usize, dx: &mut [f32]) {
+    let (ohw, plane_len) = (g.out_hw(), g.h * g.w);
+    let imgs = dx.len() / g.in_len();
     dx.fill(0.0);
     for c in 0..g.c {
-        let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
         for ki in 0..g.k {
             for kj in 0..g.k {
-                let row = &cols[((c * g.k + ki) * g.k + kj) * ohw..][..ohw];
-                for oh in 0..g.ho {
-                    let Some(ih) = g.src(oh, ki, g.h) else {
-                        continue;
-                    };
-                    let dst = &mut plane[ih * g.w..(ih + 1) * g.w];
-                    let src = &row[oh * g.wo..(oh + 1) * g.wo];
-                    if g.stride == 1 {
-                        let (lo, hi) = g.valid_cols(kj);
-                        let dst = &mut dst[lo + kj - g.pad..][..hi - lo];
-                        dst.iter_mut().zip(&src[lo..hi]).for_each(|(d, v)| *d += v);
-                    } else {
-                        for (ow, v) in src.iter().enumerate() {
-                            if let Some(iw) = g.src(ow, kj, g.w) {
-                                dst[iw] += v;
-                            }
+                let row = &cols[((c * g.k + ki) * g.k + kj) * ld..][..imgs * ohw];
+                let (lo, hi) = g.valid_cols(kj);
+                if lo == hi {
+                    continue;
+                }
+                let first = lo * g.stride + kj - g.pad;
+                for (i, out) in row.chunks_exact(ohw).enumerate() {
+                    let plane = &mut dx[i * g.in_len() + c * plane_len..][..plane_len];
+                    for (oh, src) in out.chunks_exact(g.wo).enumerate() {
+                        let Some(ih) = g.src(oh, ki, g.h) else {
+                            continue;
+                        };
+                        let dst = &mut plane[ih * g.w + first..];
+                        if g.stride == 1 {
+                            let src = &src[lo..hi];
+                            dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+                        } else {
+                            let dst = dst.iter_mut().step_by(g.stride);
+                            dst.zip(&src[lo..hi]).for_each(|(d, v)| *d += v);
                         }
                     }
                 }
@@ -175,14 +198,19 @@ impl CustomOp2 for Conv2dOp {
             contiguous_f32(s2, l2, "conv2d kernel")?,
         );
         let shape = Shape::from((g.n, g.o, g.ho, g.wo));
-        if let Some(out) = direct::forward(&g, x, w) {
+        if let Some(out) = direct::forward(&g, x, w).or_else(|| grouped::forward(&g, x, w)) {
             return Ok((CpuStorage::F32(out), shape));
         }
         let mut out = output_f32(g.n * g.out_len());
         out.par_chunks_mut(g.out_len()).enumerate().for_each_init(
             || vec![0f32; g.ckk() * g.out_hw()],
             |cols, (i, y)| {
-                im2col(&g, &x[i * g.in_len()..(i + 1) * g.in_len()], cols);
+                im2col(
+                    &g,
+                    &x[i * g.in_len()..(i + 1) * g.in_len()],
+                    cols,
+                    g.out_hw(),
+                );
                 gemm(
                     Threads::One,
                     (g.o, g.out_hw(), g.ckk()),
@@ -278,7 +306,7 @@ impl CustomOp2 for InputGradOp {
             contiguous_f32(s2, l2, "conv2d kernel")?,
         );
         let shape = Shape::from((n, c, self.h, self.w));
-        if let Some(dx) = direct::input_grad(&g, dy, w) {
+        if let Some(dx) = direct::input_grad(&g, dy, w).or_else(|| grouped::input_grad(&g, dy, w)) {
             return Ok((CpuStorage::F32(dx), shape));
         }
         let mut dx = vec![0f32; n * g.in_len()];
@@ -297,7 +325,7 @@ impl CustomOp2 for InputGradOp {
                     dyi,
                     (g.out_hw(), 1),
                 );
-                col2im(&g, cols, dxi);
+                col2im(&g, cols, g.out_hw(), dxi);
             },
         );
         Ok((CpuStorage::F32(dx), shape))
@@ -346,48 +374,68 @@ impl CustomOp2 for WeightGradOp {
         if let Some(dw) = direct::weight_grad(&g, x, dy) {
             return Ok((CpuStorage::F32(dw), shape));
         }
-        // Fixed groups of images, summed in order: the result does not depend on the number
-        // of threads, so a sweep gives the same numbers on any rank layout.
-        const GROUP: usize = 4;
-        // Each group sums `dwᵀ [ckk, o] += im2col(x) · dyᵀ`: with the long `ckk` side as the
-        // GEMM's rows the microkernel runs ~25% faster than `dy · im2col(x)ᵀ` (measured with
-        // `examples/gemm_shapes.rs` on SimpleConvNet's shapes), and sums the same products in
-        // the same order, so the results are bit-identical.
-        let partials: Vec<Vec<f32>> = (0..g.n.div_ceil(GROUP))
-            .into_par_iter()
-            .map(|grp| {
-                let mut dwt = vec![0f32; g.ckk() * g.o];
-                let mut cols = vec![0f32; g.ckk() * g.out_hw()];
-                for i in grp * GROUP..((grp + 1) * GROUP).min(g.n) {
-                    im2col(&g, &x[i * g.in_len()..(i + 1) * g.in_len()], &mut cols);
-                    let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
-                    gemm(
-                        Threads::One,
-                        (g.ckk(), g.o, g.out_hw()),
-                        &mut dwt,
-                        (g.o, 1),
-                        i > grp * GROUP,
-                        &cols,
-                        (g.out_hw(), 1),
-                        dyi,
-                        (1, g.out_hw()),
-                    );
-                }
-                dwt
-            })
-            .collect();
-        let mut dwt = vec![0f32; g.ckk() * g.o];
+        let partials = grouped::weight_grad_partials(&g, x, dy)
+            .unwrap_or_else(|| per_image_weight_grad_partials(&g, x, dy));
+        let mut partials = partials.into_iter();
+        let mut dwt = partials.next().expect("a batch has at least one image");
         for p in partials {
             dwt.iter_mut().zip(p).for_each(|(a, b)| *a += b);
         }
+        // dw = dwtᵀ in 32×32 tiles: row by row, the writes to a 512-channel kernel gradient
+        // would each touch a new cache line.
+        const TILE: usize = 32;
         let mut dw = output_f32(g.o * g.ckk());
-        for (r, row) in dwt.chunks_exact(g.o).enumerate() {
-            for (j, v) in row.iter().enumerate() {
-                dw[j * g.ckk() + r] = *v;
+        for r0 in (0..g.ckk()).step_by(TILE) {
+            for j0 in (0..g.o).step_by(TILE) {
+                for r in r0..(r0 + TILE).min(g.ckk()) {
+                    for j in j0..(j0 + TILE).min(g.o) {
+                        dw[j * g.ckk() + r] = dwt[r * g.o + j];
+                    }
+                }
             }
         }
         Ok((CpuStorage::F32(dw), shape))
     }
+}
+
+/// `dwᵀ [ckk, o]` summed over fixed groups of images, one partial sum per group.
+fn per_image_weight_grad_partials(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<Vec<f32>> {
+    // Fixed groups of images, summed in order: the result does not depend on the number
+    // of threads, so a sweep gives the same numbers on any rank layout.
+    const GROUP: usize = 4;
+    // Each group sums `dwᵀ [ckk, o] += im2col(x) · dyᵀ`: with the long `ckk` side as the
+    // GEMM's rows the microkernel runs ~25% faster than `dy · im2col(x)ᵀ` (measured with
+    // `examples/gemm_shapes.rs` on SimpleConvNet's shapes), and sums the same products in
+    // the same order, so the results are bit-identical.
+    (0..g.n.div_ceil(GROUP))
+        .into_par_iter()
+        .map(|grp| {
+            // Both written before read: im2col fills every column, the first GEMM overwrites.
+            let mut dwt = output_f32(g.ckk() * g.o);
+            let mut cols = output_f32(g.ckk() * g.out_hw());
+            for i in grp * GROUP..((grp + 1) * GROUP).min(g.n) {
+                im2col(
+                    g,
+                    &x[i * g.in_len()..(i + 1) * g.in_len()],
+                    &mut cols,
+                    g.out_hw(),
+                );
+                let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
+                gemm(
+                    Threads::One,
+                    (g.ckk(), g.o, g.out_hw()),
+                    &mut dwt,
+                    (g.o, 1),
+                    i > grp * GROUP,
+                    &cols,
+                    (g.out_hw(), 1),
+                    dyi,
+                    (1, g.out_hw()),
+                );
+            }
+            dwt
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -480,6 +528,9 @@ mod tests {
         check(2, 16, 28, 28, 32, 3, 1, 1, 2); // SimpleConvNet k=3
         check(2, 8, 16, 16, 8, 3, 2, 1, 3); // ResNet downsampling 3x3
         check(2, 4, 9, 9, 6, 1, 2, 0, 4); // ResNet 1x1 shortcut
+        check(5, 32, 2, 2, 32, 3, 1, 1, 5); // ResNet layer4 on 32×32 inputs: 2×2 images …
+        check(3, 16, 2, 2, 32, 3, 2, 1, 6); // … and 1×1 outputs, grouped over the batch
+        check(40, 8, 6, 6, 8, 3, 1, 1, 7); // several groups of 8 images, the last one short
     }
 
     /// The direct kernels, on each instruction set the CPU has: pairs and single lane blocks,
@@ -513,17 +564,17 @@ mod tests {
     }
 
     /// Forward and both gradients, bit for bit, on 1 and 3 threads: a sweep's numbers must not
-    /// depend on the ranks' core counts. Direct (k = 7) and im2col (k = 3) paths.
+    /// depend on the ranks' core counts. Direct (k = 7), im2col and grouped (k = 3) paths.
     #[test]
     fn results_do_not_depend_on_the_thread_count() {
-        let run = |threads: usize, k: usize| {
+        let run = |threads: usize, k: usize, side: usize| {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
                 .unwrap();
             pool.install(|| {
                 let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-                let x = Var::from_tensor(&random(&[5, 16, 12, 12], &mut rng)).unwrap();
+                let x = Var::from_tensor(&random(&[5, 16, side, side], &mut rng)).unwrap();
                 let w = Var::from_tensor(&random(&[32, 16, k, k], &mut rng)).unwrap();
                 let y = conv2d(x.as_tensor(), w.as_tensor(), 1, k / 2).unwrap();
                 let proj = random(y.dims(), &mut rng);
@@ -533,8 +584,9 @@ mod tests {
                     .map(|v| v.into_iter().map(f32::to_bits).collect::<Vec<_>>())
             })
         };
-        for k in [7, 3] {
-            assert_eq!(run(1, k), run(3, k), "k = {k}");
+        // k = 3 on 12×12: groups of 2 images; on 3×3, one group whose GEMM splits.
+        for (k, side) in [(7, 12), (3, 12), (3, 3)] {
+            assert_eq!(run(1, k, side), run(3, k, side), "k = {k}, {side}×{side}");
         }
     }
 

@@ -3,8 +3,8 @@
 //! input gradient and weight gradient as a direct AVX-512 convolution for the large same-padded
 //! kernels (k = 5, 7) and as im2col/col2im + GEMM otherwise, parallel over the batch.
 //! Linear layers skip the input gradient of data batches; bias adds, inference-mode
-//! BatchNorm and ReLU run as one pass each way; optimiser steps update in place. Other
-//! devices keep candle's implementation.
+//! BatchNorm and ReLU run as one pass each way; optimiser steps update in place; max-pooling
+//! takes padding. Other devices keep candle's implementation.
 
 pub mod affine;
 pub mod batch_norm;
@@ -13,6 +13,7 @@ pub mod gate;
 mod gemm;
 pub mod linear;
 pub mod optim;
+pub mod pool;
 mod storage;
 pub mod tanh;
 
@@ -21,4 +22,5 @@ pub use batch_norm::batch_norm_train;
 pub use conv::conv2d;
 pub use gate::{gate, gated_weight};
 pub use linear::matmul_t;
+pub use pool::max_pool2d;
 pub use tanh::tanh;

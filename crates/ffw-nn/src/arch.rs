@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::mlp::MlpSpec;
+use crate::resnet::ResNet18Spec;
 use crate::simple_conv::SimpleConvNetSpec;
 
 /// A built model, on parameters from a `VarBuilder`.
@@ -49,6 +50,7 @@ pub struct GatedLayerSpec {
 pub enum Arch {
     SimpleConvNet(SimpleConvNetSpec),
     Mlp(MlpSpec),
+    Resnet18(ResNet18Spec),
 }
 
 impl Arch {
@@ -56,6 +58,7 @@ impl Arch {
         match self {
             Arch::SimpleConvNet(s) => s,
             Arch::Mlp(s) => s,
+            Arch::Resnet18(s) => s,
         }
     }
 }

@@ -45,33 +45,68 @@ impl Module for Linear {
 /// `nn.Conv2d` (stride 1, same padding) re-initialised as the authors do:
 /// `kaiming_normal_(mode='fan_out', nonlinearity='relu')`, default bias init.
 pub fn conv2d_same(in_c: usize, out_c: usize, kernel: usize, vb: VarBuilder) -> Result<Conv2d> {
+    conv2d(
+        in_c,
+        out_c,
+        kernel,
+        ConvOpts {
+            stride: 1,
+            padding: kernel / 2,
+            bias: true,
+        },
+        vb,
+    )
+}
+
+/// Stride, padding and whether the convolution has a bias (torchvision's ResNets have none:
+/// a BatchNorm follows every convolution).
+#[derive(Clone, Copy, Debug)]
+pub struct ConvOpts {
+    pub stride: usize,
+    pub padding: usize,
+    pub bias: bool,
+}
+
+/// `nn.Conv2d` with torchvision's (and the authors') initialisation: kaiming-normal weights
+/// (fan_out, ReLU gain), the default uniform bias.
+pub fn conv2d(
+    in_c: usize,
+    out_c: usize,
+    kernel: usize,
+    opts: ConvOpts,
+    vb: VarBuilder,
+) -> Result<Conv2d> {
     let w_init = Init::Kaiming {
         dist: NormalOrUniform::Normal,
         fan: FanInOut::FanOut,
         non_linearity: NonLinearity::ReLU,
     };
     let w = vb.get_with_hints((out_c, in_c, kernel, kernel), "weight", w_init)?;
-    let bound = 1. / ((in_c * kernel * kernel) as f64).sqrt();
-    let b = vb.get_with_hints(
-        out_c,
-        "bias",
-        Init::Uniform {
-            lo: -bound,
-            up: bound,
-        },
-    )?;
+    let bias = if opts.bias {
+        let bound = 1. / ((in_c * kernel * kernel) as f64).sqrt();
+        Some(vb.get_with_hints(
+            out_c,
+            "bias",
+            Init::Uniform {
+                lo: -bound,
+                up: bound,
+            },
+        )?)
+    } else {
+        None
+    };
     Ok(Conv2d {
         weight: w,
-        bias: b,
-        stride: 1,
-        padding: kernel / 2,
+        bias,
+        stride: opts.stride,
+        padding: opts.padding,
     })
 }
 
-/// A convolution with bias whose CPU path runs on [`ffw_kernels::conv2d`].
+/// A convolution whose CPU path runs on [`ffw_kernels::conv2d`].
 pub struct Conv2d {
     weight: Tensor,
-    bias: Tensor,
+    bias: Option<Tensor>,
     stride: usize,
     padding: usize,
 }
@@ -79,7 +114,10 @@ pub struct Conv2d {
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = ffw_kernels::conv2d(x, &self.weight, self.stride, self.padding)?;
-        channel_affine(&y, None, &self.bias, Act::Identity)
+        match &self.bias {
+            Some(b) => channel_affine(&y, None, b, Act::Identity),
+            None => Ok(y),
+        }
     }
 }
 

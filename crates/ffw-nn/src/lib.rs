@@ -11,6 +11,7 @@ pub mod layers;
 pub mod mlp;
 pub mod params;
 pub mod probe;
+pub mod resnet;
 pub mod simple_conv;
 
 pub use arch::{Arch, Backbone, GatedLayerSpec, Model, ModelSpec};
@@ -20,4 +21,5 @@ pub use gate::{GateMode, GateSet};
 pub use mlp::MlpSpec;
 pub use params::ParamStore;
 pub use probe::PrivacyHead;
+pub use resnet::{ResNet18Spec, Stem};
 pub use simple_conv::SimpleConvNetSpec;

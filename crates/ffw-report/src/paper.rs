@@ -127,13 +127,24 @@ pub const MULTI_COLOR_MNIST: &[MultiColorRow] = &[
 /// The paper's study designs (PROTOCOL §6).
 pub const LAMBDAS: [f64; 6] = [2.0, 5.0, 10.0, 20.0, 50.0, 200.0];
 pub const RHOS: [f64; 4] = [0.99, 0.995, 0.997, 0.999];
+/// Table 4's training ρ (Corrupted CIFAR-10).
+pub const CIFAR_RHOS: [f64; 4] = [0.95, 0.98, 0.99, 0.995];
 /// Vanilla checkpoints FFW starts from, besides the final model.
 pub const CHECKPOINTS: [f64; 4] = [1.0 / 60.0, 1.0, 10.0, 40.0];
 pub const MAGNITUDE_SPARSITIES: [f64; 5] = [0.5, 0.75, 0.9, 0.95, 0.975];
 
 /// Table 2's published values at (ρ, method).
 pub fn biased_mnist(rho: f64, method: Method) -> Published {
-    BIASED_MNIST
+    at_rho(BIASED_MNIST, rho, method)
+}
+
+/// Table 4's published values at (ρ, method).
+pub fn corrupted_cifar10(rho: f64, method: Method) -> Published {
+    at_rho(CORRUPTED_CIFAR10, rho, method)
+}
+
+fn at_rho(table: &[(f64, Method, Published)], rho: f64, method: Method) -> Published {
+    table
         .iter()
         .find(|(r, m, _)| crate::aggregate::same(*r, rho) && *m == method)
         .map_or(Published::NONE, |(_, _, p)| *p)

@@ -25,7 +25,7 @@ pub fn all(sweep: &Sweep) -> Vec<Table> {
         lambda(sweep),
         rho(sweep),
         celeba(),
-        corrupted_cifar10(),
+        corrupted_cifar10(sweep),
         multi_color_mnist(sweep),
         epochs(sweep),
         magnitude(sweep),
@@ -155,7 +155,7 @@ fn lambda(sweep: &Sweep) -> Table {
 fn rho(sweep: &Sweep) -> Table {
     let base = sweep.base();
     let keyed = study(sweep, "rho", &[Axis::Rho])
-        .filter(|r| r.method != Method::Magnitude)
+        .filter(|r| r.dataset == "biased_mnist" && r.method != Method::Magnitude)
         .map(|r| (vec![Some(r.rho)], r));
     let expected = paper::RHOS
         .iter()
@@ -225,17 +225,45 @@ fn celeba() -> Table {
     )
 }
 
-fn corrupted_cifar10() -> Table {
-    published_only(
-        "table4_corrupted_cifar10",
-        "Table 4: Corrupted CIFAR-10 across ρ",
-        "Corrupted CIFAR-10 for each ρ: the paper's values (benchmark not implemented)",
-        "ρ",
-        paper::CORRUPTED_CIFAR10
-            .iter()
-            .map(|(rho, m, p)| (num(*rho), *m, *p))
-            .collect(),
-    )
+/// Table 4 from the sweep's Corrupted CIFAR-10 models at every ρ (the final models and
+/// masks at the base point otherwise), with the paper's values.
+fn corrupted_cifar10(sweep: &Sweep) -> Table {
+    let base = sweep.base();
+    let keyed: Vec<(Key, &Record)> = sweep
+        .records
+        .iter()
+        .filter(|r| r.dataset == "corrupted_cifar10" && r.method != Method::Magnitude)
+        .filter(|r| base.holds(r, &[Axis::Rho]))
+        .map(|r| (vec![Some(r.rho)], r))
+        .collect();
+    let none = keyed.is_empty().then(|| {
+        "This sweep has no Corrupted CIFAR-10 job (`[data] kind = \"corrupted_cifar10\"`): \
+         only the paper's values."
+            .to_string()
+    });
+    let expected = paper::CIFAR_RHOS
+        .iter()
+        .flat_map(|&rho| [Method::Vanilla, FFW, FFW_STRUCTURED].map(|m| (vec![Some(rho)], m)));
+    let groups = group(keyed, expected);
+    let (columns, rows) = comparison(
+        &groups,
+        &["ρ"],
+        |k| vec![or_missing(k[0], num)],
+        |k, m| k[0].map_or(Published::NONE, |rho| paper::corrupted_cifar10(rho, m)),
+    );
+    Table {
+        stem: "table4_corrupted_cifar10",
+        title: format!(
+            "Table 4: Corrupted CIFAR-10 across ρ (λ = {})",
+            num(base.lambda)
+        ),
+        summary: "Corrupted CIFAR-10 (LfF's type 0 corruptions): vanilla and FFW for each \
+                  training ρ, with the paper's values"
+            .into(),
+        notes: once(CELLS.to_string()).chain(none).collect(),
+        columns,
+        rows,
+    }
 }
 
 /// Table 5 from the sweep's Multi-Color MNIST models (final masks, at the base λ), if any.

@@ -1,6 +1,7 @@
 //! Hyper-parameters of vanilla training, the privacy head and FFW, with the paper's defaults.
 use serde::{Deserialize, Serialize};
 
+use crate::augment::AugmentConfig;
 use crate::error::{Result, SurgeryError};
 use ffw_nn::Variant;
 
@@ -17,6 +18,17 @@ pub enum OptimizerConfig {
     Adam { lr: f64, weight_decay: f64 },
 }
 
+/// How the vanilla learning rate moves over the epochs.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LrSchedule {
+    /// × `gamma` after each of `milestones`.
+    #[default]
+    MultiStep,
+    /// Cosine annealing from the optimiser's rate to 0 over `epochs` (no milestones).
+    Cosine,
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct VanillaConfig {
@@ -31,6 +43,16 @@ pub struct VanillaConfig {
     /// when empty, so job identities stay those of configs without it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub checkpoints: Vec<f64>,
+    /// The schedule and the augmentation are left out of the spec at their defaults, so job
+    /// identities stay those of configs from before they existed.
+    #[serde(skip_serializing_if = "is_default")]
+    pub schedule: LrSchedule,
+    #[serde(skip_serializing_if = "AugmentConfig::is_off")]
+    pub augment: AugmentConfig,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 impl Default for VanillaConfig {
@@ -47,6 +69,8 @@ impl Default for VanillaConfig {
             milestones: vec![40, 60],
             gamma: 0.1,
             checkpoints: vec![],
+            schedule: LrSchedule::MultiStep,
+            augment: AugmentConfig::default(),
         }
     }
 }
@@ -192,7 +216,27 @@ impl VanillaConfig {
                 self.epochs, self.milestones
             ),
         )?;
+        check(
+            self.schedule == LrSchedule::MultiStep || self.milestones.is_empty(),
+            "vanilla.milestones",
+            "must be empty with schedule = \"cosine\"",
+        )?;
+        check(
+            self.augment.fill.iter().all(|v| v.is_finite()),
+            "vanilla.augment.fill",
+            "must be finite",
+        )?;
         self.optimizer.validate("vanilla.optimizer")
+    }
+
+    /// The learning rate of `epoch` (0-based) for base rate `lr0`.
+    pub fn lr(&self, lr0: f64, epoch: usize) -> f64 {
+        match self.schedule {
+            LrSchedule::MultiStep => {
+                crate::schedule::multi_step_lr(lr0, &self.milestones, self.gamma, epoch)
+            }
+            LrSchedule::Cosine => crate::schedule::cosine_lr(lr0, self.epochs, epoch),
+        }
     }
 }
 
@@ -320,5 +364,31 @@ mod tests {
             };
             rejected(c.validate(), "vanilla.milestones");
         }
+        let cosine = VanillaConfig {
+            schedule: LrSchedule::Cosine,
+            ..Default::default()
+        };
+        rejected(cosine.validate(), "vanilla.milestones");
+        let cosine = VanillaConfig {
+            milestones: vec![],
+            ..cosine
+        };
+        cosine.validate().unwrap();
+        assert!(cosine.lr(0.1, 40) < 0.1 && cosine.lr(0.1, 40) > 0.01);
+    }
+
+    /// Parsed from their keys; at their defaults, absent from the serialised spec.
+    #[test]
+    fn schedule_and_augment_parse_and_stay_out_of_the_default_spec() {
+        let c: VanillaConfig = serde_json::from_str(
+            r#"{"milestones": [], "schedule": "cosine", "augment": {"crop_padding": 4, "hflip": true}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.schedule, LrSchedule::Cosine);
+        assert_eq!(c.augment.crop_padding, 4);
+        assert!(c.augment.hflip);
+        let default = serde_json::to_string(&VanillaConfig::default()).unwrap();
+        assert!(!default.contains("schedule") && !default.contains("augment"));
+        assert!(serde_json::to_string(&c).unwrap().contains("\"cosine\""));
     }
 }

@@ -4,6 +4,7 @@
 //! parameters against `CE + λ·MI`; [`evaluate`] scores any parameter map (vanilla, pruned)
 //! with a freshly trained privacy head; [`magnitude`] is the paper's pruning baseline.
 
+pub mod augment;
 pub mod checkpoint;
 pub mod config;
 pub mod data_parallel;
@@ -22,5 +23,6 @@ pub mod seeds;
 pub mod surgery;
 pub mod vanilla;
 
-pub use config::{FfwConfig, OptimizerConfig, ProbeConfig, VanillaConfig};
+pub use augment::AugmentConfig;
+pub use config::{FfwConfig, LrSchedule, OptimizerConfig, ProbeConfig, VanillaConfig};
 pub use error::{Result, SurgeryError};

@@ -71,6 +71,12 @@ pub fn multi_step_lr(lr0: f64, milestones: &[usize], gamma: f64, epoch: usize) -
     lr0 * gamma.powi(milestones.iter().filter(|&&m| m <= epoch).count() as i32)
 }
 
+/// torch's `CosineAnnealingLR(T_max = epochs, eta_min = 0)` stepped once per epoch:
+/// `lr0 · (1 + cos(π · epoch / epochs)) / 2`.
+pub fn cosine_lr(lr0: f64, epochs: usize, epoch: usize) -> f64 {
+    lr0 * (1.0 + (std::f64::consts::PI * epoch as f64 / epochs as f64).cos()) / 2.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +108,14 @@ mod tests {
         assert_eq!(multi_step_lr(0.1, &[40, 60], 0.1, 39), 0.1);
         assert!((multi_step_lr(0.1, &[40, 60], 0.1, 40) - 0.01).abs() < 1e-12);
         assert!((multi_step_lr(0.1, &[40, 60], 0.1, 79) - 0.001).abs() < 1e-12);
+    }
+
+    #[test]
+    fn cosine_lr_follows_torch() {
+        assert_eq!(cosine_lr(1e-3, 200, 0), 1e-3);
+        assert!((cosine_lr(1e-3, 200, 100) - 5e-4).abs() < 1e-15);
+        // torch.optim.lr_scheduler.CosineAnnealingLR(opt, 200) after 50 steps from 1e-3.
+        assert!((cosine_lr(1e-3, 200, 50) - 8.535533905932737e-4).abs() < 1e-15);
+        assert!(cosine_lr(1e-3, 200, 199) > 0.0);
     }
 }

@@ -13,7 +13,6 @@ use crate::error::{Result, SurgeryError};
 use crate::optim::{self, Optimizer};
 use crate::progress;
 use crate::running::RunningSum;
-use crate::schedule::multi_step_lr;
 use crate::seeds::sub_seed;
 
 pub struct VanillaOutcome {
@@ -58,6 +57,7 @@ pub fn train_vanilla(
     let model = arch.build(store.var_builder())?;
     let mut opt = optim::build(&cfg.optimizer, store.trainable());
     let order_seed = sub_seed(seed, "vanilla-order");
+    let augment_seed = sub_seed(seed, "vanilla-augment");
     let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
     let pb = progress::bar((cfg.epochs * steps_per_epoch) as u64, "vanilla");
     let mut history = Vec::with_capacity(cfg.epochs);
@@ -66,12 +66,14 @@ pub fn train_vanilla(
     let batches = Batches::new(train, device)?;
     for epoch in 0..cfg.epochs {
         let start = Instant::now();
-        let lr = multi_step_lr(base_lr(&cfg.optimizer), &cfg.milestones, cfg.gamma, epoch);
+        let lr = cfg.lr(base_lr(&cfg.optimizer), epoch);
         opt.set_lr(lr);
         let (mut loss_sum, mut hits, mut seen) = (RunningSum::default(), RunningSum::default(), 0);
-        for chunk in epoch_order(train.len(), order_seed, epoch as u64).chunks(cfg.batch_size) {
+        let order = epoch_order(train.len(), order_seed, epoch as u64);
+        for (i, chunk) in order.chunks(cfg.batch_size).enumerate() {
             crate::interrupt::check()?;
-            let b = batches.batch(chunk)?;
+            let mut b = batches.batch(chunk)?;
+            b.x = cfg.augment.apply(&b.x, augment_seed, epoch, i)?;
             let (loss, logits) = train_step(&model, opt.as_mut(), &b)?;
             loss_sum.add(&loss, chunk.len() as f64)?;
             hits.add(

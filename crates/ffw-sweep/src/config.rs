@@ -42,6 +42,10 @@ pub struct ModelConfig {
     /// MLP hidden layer widths (the paper's Multi-Color MNIST MLP: 100, 100, 100).
     #[serde(default = "default_hidden")]
     pub hidden: Vec<usize>,
+    /// ResNet-18's stem: `imagenet` (torchvision's, the authors' on every benchmark) or
+    /// `cifar` (3×3, no max-pool).
+    #[serde(default)]
+    pub stem: ffw_nn::Stem,
 }
 
 /// The model family; each has its module in ffw-nn and its arm in [`RunConfig::arch`].
@@ -51,6 +55,7 @@ pub enum ModelName {
     #[default]
     SimpleConvNet,
     Mlp,
+    Resnet18,
 }
 
 fn default_kernel() -> usize {
@@ -314,6 +319,11 @@ impl RunConfig {
                 hidden: self.model.hidden.clone(),
                 n_classes: data.n_classes(),
             }),
+            ModelName::Resnet18 => Arch::Resnet18(ffw_nn::ResNet18Spec {
+                n_classes: data.n_classes(),
+                stem: self.model.stem,
+                width: 64,
+            }),
         }
     }
 
@@ -407,6 +417,24 @@ mod tests {
         assert_eq!(cfg.ffw.settings.lambda, 10.0);
         assert_eq!(cfg.ffw.variants, vec![Variant::Unstructured]);
         assert_eq!(cfg.sweep, SweepSection::default());
+    }
+
+    #[test]
+    fn resnet18_is_named_with_its_stem_and_sized_for_the_data() {
+        let cfg =
+            parse(&MINIMAL.replace("kernel = 3", "name = \"resnet18\"\nstem = \"cifar\"")).unwrap();
+        let Arch::Resnet18(spec) = cfg.arch() else {
+            panic!("{:?}", cfg.arch())
+        };
+        assert_eq!(
+            (spec.stem, spec.n_classes, spec.width),
+            (ffw_nn::Stem::Cifar, 10, 64)
+        );
+        let cfg = parse(&MINIMAL.replace("kernel = 3", "name = \"resnet18\"")).unwrap();
+        assert!(matches!(cfg.arch(), Arch::Resnet18(s) if s.stem == ffw_nn::Stem::Imagenet));
+        let err = parse(&MINIMAL.replace("kernel = 3", "name = \"resnet18\"\nstem = \"tiny\""))
+            .unwrap_err();
+        assert!(err.to_string().contains("tiny"), "{err}");
     }
 
     #[test]
