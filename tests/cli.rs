@@ -332,7 +332,8 @@ max_epochs = 5
 }
 
 /// Corrupted CIFAR-10 end to end on a tiny generated CIFAR-10 binary directory: the
-/// corrupted sets are built once and cached beside the data, vanilla and FFW run on them,
+/// corrupted sets are built once and cached beside the data, the paper's ResNet-18 recipe
+/// (cosine schedule, crop + flip) and FFW run on them,
 /// and a sweep of the same config fills Table 4's cells with this run's numbers.
 #[test]
 fn a_tiny_corrupted_cifar10_run_builds_caches_and_reports() {
@@ -350,12 +351,14 @@ kind = "corrupted_cifar10"
 dir = "{}"
 rho = 0.95
 [model]
-kernel = 3
+name = "resnet18"
 [vanilla]
 epochs = 2
 batch_size = 50
 milestones = []
+schedule = "cosine"
 optimizer = {{ name = "adam", lr = 1e-3, weight_decay = 1e-4 }}
+augment = {{ crop_padding = 4, hflip = true }}
 [ffw]
 variants = ["unstructured"]
 max_epochs = 2

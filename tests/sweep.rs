@@ -444,7 +444,7 @@ fn studies_run_checkpoint_and_magnitude_jobs_and_record_their_members() {
     ok(&run);
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
-    let members = |s: &str| manifest["studies"][s].as_array().unwrap().len();
+    let members = |s: &str| manifest["studies"][s]["jobs"].as_array().unwrap().len();
     assert_eq!((members("epochs"), members("magnitude")), (4, 4));
     let mut ats = Vec::new();
     for (id, what) in &jobs {

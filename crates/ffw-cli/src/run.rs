@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use ffw_placement::{DeviceChoice, Worker};
-use ffw_sweep::config::{Studies, SweepSection};
 use ffw_sweep::exec::run_local;
 use ffw_sweep::grid::expand;
 use ffw_sweep::store::{write_json_atomic, JobState, Store};
+use ffw_sweep::studies::{Studies, SweepSection};
 use ffw_sweep::RunConfig;
 
 use crate::output::{print_summary, RunResult, VERSIONS};

@@ -2,12 +2,12 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use ffw_sweep::manifest::SweepManifest;
 use ffw_sweep::status::{now, report, Summary};
 use ffw_sweep::store::{utc, Store};
 
 pub fn status(dir: &Path) -> Result<()> {
-    let manifest = Store::at(dir)
-        .read_manifest()
+    let manifest = SweepManifest::read(dir)
         .with_context(|| format!("{} is not a sweep's output directory", dir.display()))?;
     let jobs = ffw_sweep::grid::expand(&manifest.config);
     let summary = Summary::of(&Store::at(dir), &jobs)?;

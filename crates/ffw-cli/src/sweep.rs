@@ -3,10 +3,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use ffw_placement::{DeviceChoice, Worker};
-use ffw_sweep::exec::{run_local, Counts};
-use ffw_sweep::grid::{expand, study_members};
+use ffw_sweep::exec::run_local;
+use ffw_sweep::grid::expand;
+use ffw_sweep::manifest::SweepManifest;
+use ffw_sweep::scheduler::Counts;
 use ffw_sweep::status::Summary;
-use ffw_sweep::store::{JobState, Manifest, Store};
+use ffw_sweep::store::{JobState, Store};
 use ffw_sweep::RunConfig;
 
 pub struct SweepArgs {
@@ -188,17 +190,14 @@ pub fn sweep(args: SweepArgs, mpi: Option<Mpi>) -> Result<()> {
     cfg.check_data()
         .with_context(|| args.config.display().to_string())?;
     let store = Store::open(&out)?;
-    let manifest = Manifest {
-        studies: study_members(&cfg),
-        config: cfg,
-    };
+    let manifest = SweepManifest::new(&cfg)?;
     distribute(&store, &manifest, jobs, retries, mpi, &args, &out)
 }
 
 #[cfg(feature = "mpi")]
 fn distribute(
     store: &Store,
-    manifest: &Manifest,
+    manifest: &SweepManifest,
     jobs: Vec<ffw_sweep::grid::Job>,
     retries: usize,
     mpi: Option<Mpi>,
@@ -212,7 +211,7 @@ fn distribute(
     // Rank 0 writes for the whole world, so it alone holds the directory's lock.
     let _coordinator = if world.rank() == 0 {
         let lock = ffw_sweep::lock::acquire(out)?;
-        store.write_manifest(manifest)?;
+        manifest.write(store)?;
         Some((
             lock,
             ffw_sweep::status::log_every(out, &jobs, args.status_every),
@@ -252,7 +251,7 @@ fn distribute(
 #[cfg(not(feature = "mpi"))]
 fn distribute(
     store: &Store,
-    manifest: &Manifest,
+    manifest: &SweepManifest,
     jobs: Vec<ffw_sweep::grid::Job>,
     retries: usize,
     _mpi: Option<Mpi>,
@@ -262,7 +261,7 @@ fn distribute(
     let (choice, workers_per_gpu) = (args.device, manifest.config.sweep.workers_per_gpu);
     let device = ffw_placement::open(choice, Worker::SOLO, workers_per_gpu)?;
     let _lock = ffw_sweep::lock::acquire(out)?;
-    store.write_manifest(manifest)?;
+    manifest.write(store)?;
     let _status = ffw_sweep::status::log_every(out, &jobs, args.status_every);
     finish(run_local(store, jobs, retries, &device)?, out)
 }

@@ -2,6 +2,8 @@
 //! section of a config) and what they build: the four splits, with the task and bias labels
 //! and the aligned/conflicting groups. Adding a benchmark is a module implementing
 //! [`Benchmark`] and one arm here; the sweep, FFW and the report only see this trait.
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::biased_mnist::BiasedMnistConfig;
@@ -23,12 +25,13 @@ pub trait Benchmark {
     fn n_classes(&self) -> usize;
     /// Values in one input sample (a flat model's input width).
     fn input_len(&self) -> usize;
-    /// The bias correlation a sweep's `rho` axis varies, for benchmarks that have one.
-    fn rho(&self) -> Option<f64> {
-        None
+    /// The settings a sweep axis can vary, by name (Biased MNIST's `rho`): with the name,
+    /// what records, tables and studies know a dataset by. Empty when there is none.
+    fn params(&self) -> BTreeMap<String, f64> {
+        BTreeMap::new()
     }
-    /// Sets that correlation; false if the benchmark has none.
-    fn set_rho(&mut self, _rho: f64) -> bool {
+    /// Sets the setting `name` of [`Benchmark::params`]; false if the benchmark has none.
+    fn set_param(&mut self, _name: &str, _value: f64) -> bool {
         false
     }
 }
@@ -58,10 +61,10 @@ impl DataConfig {
         }
     }
 
-    /// A copy at correlation `rho`; `None` if the benchmark has no such parameter.
-    pub fn with_rho(&self, rho: f64) -> Option<Self> {
+    /// A copy with setting `name` at `value`; `None` if the benchmark has no such setting.
+    pub fn with_param(&self, name: &str, value: f64) -> Option<Self> {
         let mut d = self.clone();
-        d.benchmark_mut().set_rho(rho).then_some(d)
+        d.benchmark_mut().set_param(name, value).then_some(d)
     }
 }
 
@@ -74,16 +77,18 @@ mod tests {
         let d: DataConfig =
             toml::from_str("kind = \"multi_color_mnist\"\nleft_skew = 0.02\n").unwrap();
         assert_eq!(d.benchmark().name(), "multi_color_mnist");
-        assert_eq!(d.benchmark().rho(), None);
-        assert_eq!(d.with_rho(0.9), None);
+        assert!(d.benchmark().params().is_empty());
+        assert_eq!(d.with_param("rho", 0.9), None);
         let d: DataConfig = toml::from_str("kind = \"biased_mnist\"\nrho = 0.7\n").unwrap();
-        assert_eq!(d.benchmark().rho(), Some(0.7));
-        assert_eq!(d.with_rho(0.9).unwrap().benchmark().rho(), Some(0.9));
+        let rho = |d: &DataConfig| d.benchmark().params().get("rho").copied();
+        assert_eq!(rho(&d), Some(0.7));
+        assert_eq!(rho(&d.with_param("rho", 0.9).unwrap()), Some(0.9));
+        assert_eq!(d.with_param("severity", 2.0), None);
         let d: DataConfig =
             toml::from_str("kind = \"corrupted_cifar10\"\nsource = \"prebuilt\"\nrho = 0.995\n")
                 .unwrap();
         assert_eq!(d.benchmark().name(), "corrupted_cifar10");
-        assert_eq!(d.with_rho(0.95).unwrap().benchmark().rho(), Some(0.95));
+        assert_eq!(rho(&d.with_param("rho", 0.95).unwrap()), Some(0.95));
         assert_eq!(d.benchmark().input_len(), 3072);
         let err = toml::from_str::<DataConfig>("kind = \"biased_mnist\"\nrhoo = 0.7\n")
             .unwrap_err()

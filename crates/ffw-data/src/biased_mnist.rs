@@ -4,11 +4,12 @@
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::benchmark::Benchmark;
+use crate::coloured_mnist::ColouredMnist;
 use crate::dataset::{Dataset, Splits};
 use crate::error::{DataError, Result};
 use crate::idx::Images;
@@ -271,12 +272,14 @@ pub(crate) fn sample(
     Ok(split.take(&order[..n]))
 }
 
-impl Benchmark for BiasedMnistConfig {
-    fn name(&self) -> &'static str {
-        "biased_mnist"
+impl ColouredMnist for BiasedMnistConfig {
+    const NAME: &'static str = "biased_mnist";
+
+    fn digits_dir(&self) -> &Path {
+        &self.dir
     }
 
-    fn validate(&self) -> Result<()> {
+    fn check_settings(&self) -> Result<()> {
         for (key, rho) in [("rho", self.rho), ("unbiased_rho", self.unbiased_rho)] {
             if !(0.0..=1.0).contains(&rho) {
                 return Err(DataError::Invalid(format!(
@@ -297,29 +300,20 @@ impl Benchmark for BiasedMnistConfig {
         Ok(())
     }
 
-    fn check_files(&self) -> Result<()> {
-        crate::mnist::check_dir(&self.dir)
+    fn colour_splits(&self, mnist: &Mnist, seed: u64) -> Result<Splits> {
+        build_splits(mnist, self, seed)
     }
 
-    fn splits(&self, seed: u64) -> Result<Splits> {
-        build_splits(&crate::mnist::load_dir(&self.dir)?, self, seed)
+    fn varied(&self) -> BTreeMap<String, f64> {
+        BTreeMap::from([("rho".to_string(), self.rho)])
     }
 
-    fn n_classes(&self) -> usize {
-        N_CLASSES
-    }
-
-    fn input_len(&self) -> usize {
-        3 * 28 * 28
-    }
-
-    fn rho(&self) -> Option<f64> {
-        Some(self.rho)
-    }
-
-    fn set_rho(&mut self, rho: f64) -> bool {
-        self.rho = rho;
-        true
+    fn vary(&mut self, name: &str, value: f64) -> bool {
+        let known = name == "rho";
+        if known {
+            self.rho = value;
+        }
+        known
     }
 }
 

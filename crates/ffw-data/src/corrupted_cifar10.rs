@@ -5,6 +5,7 @@
 //! attribute is the corruption's index. Built from CIFAR-10's official files (`source =
 //! "generate"`), or read from the widely shared pre-built folders (`source = "prebuilt"`).
 //! Built sets are cached beside the data, so the jobs of a sweep build each one once.
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rand::seq::SliceRandom;
@@ -137,13 +138,16 @@ impl Benchmark for CorruptedCifar10Config {
         IMAGE_LEN
     }
 
-    fn rho(&self) -> Option<f64> {
-        Some(self.rho)
+    fn params(&self) -> BTreeMap<String, f64> {
+        BTreeMap::from([("rho".to_string(), self.rho)])
     }
 
-    fn set_rho(&mut self, rho: f64) -> bool {
-        self.rho = rho;
-        true
+    fn set_param(&mut self, name: &str, value: f64) -> bool {
+        let known = name == "rho";
+        if known {
+            self.rho = value;
+        }
+        known
     }
 }
 

@@ -9,6 +9,7 @@ pub mod benchmark;
 pub mod biased_mnist;
 pub mod cifar10;
 pub mod cifar10c_folders;
+pub mod coloured_mnist;
 pub mod corrupted_cifar10;
 pub mod corruptions;
 pub mod dataset;

@@ -1,15 +1,15 @@
 //! Multi-Color MNIST (DebiAN protocol, PROTOCOL §5): the background's left and right halves
 //! each carry a colour, each correlated with the digit at its own strength, so a model has two
 //! shortcuts of different strength. Two bias attributes: the left and the right colour.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use crate::benchmark::Benchmark;
 use crate::biased_mnist::sample;
+use crate::coloured_mnist::ColouredMnist;
 use crate::dataset::{unbiased_splits, validate_fractions, Dataset, Splits};
 use crate::error::{DataError, Result};
 use crate::milestones;
@@ -68,28 +68,18 @@ impl Default for MultiColorMnistConfig {
     }
 }
 
-impl Benchmark for MultiColorMnistConfig {
-    fn name(&self) -> &'static str {
-        "multi_color_mnist"
+impl ColouredMnist for MultiColorMnistConfig {
+    const NAME: &'static str = "multi_color_mnist";
+
+    fn digits_dir(&self) -> &Path {
+        &self.dir
     }
 
-    fn check_files(&self) -> Result<()> {
-        crate::mnist::check_dir(&self.dir)
+    fn colour_splits(&self, mnist: &Mnist, seed: u64) -> Result<Splits> {
+        build_splits(mnist, self, seed)
     }
 
-    fn splits(&self, seed: u64) -> Result<Splits> {
-        build_splits(&crate::mnist::load_dir(&self.dir)?, self, seed)
-    }
-
-    fn n_classes(&self) -> usize {
-        N_CLASSES
-    }
-
-    fn input_len(&self) -> usize {
-        3 * 28 * 28
-    }
-
-    fn validate(&self) -> Result<()> {
+    fn check_settings(&self) -> Result<()> {
         for (key, skew) in [
             ("left_skew", self.left_skew),
             ("right_skew", self.right_skew),
@@ -227,7 +217,7 @@ fn build(
 /// balanced "valid" set (MNIST test, aligned ratio 0.1 on both sides) cut by
 /// `unbiased_fractions` into unbiased train / test / val.
 pub fn build_splits(mnist: &Mnist, cfg: &MultiColorMnistConfig, seed: u64) -> Result<Splits> {
-    cfg.validate()?;
+    cfg.check_settings()?;
     let train_split = sample(
         &mnist.train,
         cfg.n_train,
@@ -405,13 +395,17 @@ mod tests {
             severity: 6,
             ..Default::default()
         };
-        assert!(bad.validate().unwrap_err().to_string().contains("severity"));
+        assert!(bad
+            .check_settings()
+            .unwrap_err()
+            .to_string()
+            .contains("severity"));
         let bad = MultiColorMnistConfig {
             unbiased_fractions: [0.6, 0.3, 0.2],
             ..Default::default()
         };
         assert!(bad
-            .validate()
+            .check_settings()
             .unwrap_err()
             .to_string()
             .contains("unbiased_fractions"));

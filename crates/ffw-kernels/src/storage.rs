@@ -28,16 +28,12 @@ fn offsets(l: &Layout, op: &str) -> Result<std::ops::Range<usize>> {
     }
 }
 
-/// An output buffer for an op that writes every element before anything reads it. Zero-filling
-/// such buffers first was a tenth of a SimpleConvNet step (`memset` in perf). candle's CPU
-/// convolution allocates its buffers the same way (`alloc_uninit_vec`).
-#[allow(clippy::uninit_vec)]
+/// An output buffer for an op that writes every element before anything reads it, zeroed:
+/// `vec![0.0; n]` is `calloc`, whose large blocks come from the kernel already zero. Handing
+/// out uninitialised memory instead (`set_len`, as candle's `alloc_uninit_vec` does) is
+/// undefined behaviour in Rust, and measured no faster (docs/PERFORMANCE.md).
 pub fn output_f32(len: usize) -> Vec<f32> {
-    let mut v = Vec::with_capacity(len);
-    // SAFETY: f32 has no invalid bit patterns, and every caller overwrites all `len` elements
-    // before reading any.
-    unsafe { v.set_len(len) };
-    v
+    vec![0.0; len]
 }
 
 /// `Σ f(aᵢ, bᵢ)` in f64 over eight interleaved partial sums: one running sum is a chain of

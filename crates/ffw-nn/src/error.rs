@@ -6,7 +6,7 @@ pub enum NnError {
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
     #[error("{path}: {reason}")]
-    Checkpoint { path: PathBuf, reason: String },
+    TensorFile { path: PathBuf, reason: String },
     #[error("invalid model specification: {0}")]
     Spec(String),
 }

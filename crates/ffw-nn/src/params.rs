@@ -45,7 +45,7 @@ impl ParamStore {
         }
     }
 
-    /// A store pre-filled with `tensors` (e.g. a checkpoint); missing names are initialised.
+    /// A store pre-filled with `tensors` (e.g. a saved model); missing names are initialised.
     pub fn from_tensors(
         tensors: &HashMap<String, Tensor>,
         seed: u64,
@@ -103,14 +103,14 @@ pub fn save_tensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()
     ffw_data::atomic::write_with(path, |tmp| {
         candle_core::safetensors::save(tensors, tmp.path()).map_err(std::io::Error::other)
     })
-    .map_err(|e| NnError::Checkpoint {
+    .map_err(|e| NnError::TensorFile {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })
 }
 
 pub fn load_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
-    candle_core::safetensors::load(path, device).map_err(|e| NnError::Checkpoint {
+    candle_core::safetensors::load(path, device).map_err(|e| NnError::TensorFile {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })

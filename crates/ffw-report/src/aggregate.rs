@@ -2,7 +2,7 @@
 //! the points of a figure.
 use ffw_results::MaskReport;
 
-use crate::records::{Method, Record};
+use crate::records::{same, Method, Record};
 
 /// Summary of one cell over seeds.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -61,11 +61,6 @@ impl Metric {
 
 pub fn mean(values: &[f64]) -> Option<f64> {
     (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
-}
-
-/// Equal up to rounding: axis values come from TOML and JSON round trips.
-pub fn same(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
 
 /// The coordinates of a cell: one value (or none) per axis a table or figure shows.

@@ -1,17 +1,16 @@
 //! `jobs.csv`: one row per scored model (a job; a vanilla job adds one per training
 //! checkpoint) with every axis value and metric, as stored: accuracies and sparsities are
 //! fractions in [0, 1]. An empty field is a missing value (no result, or not applicable).
+use std::collections::BTreeSet;
+
 use ffw_results::{MaskReport, SplitScores};
 
 use crate::aggregate::mean;
 use crate::records::Record;
 
-const HEADER: [&str; COLUMNS] = [
-    "job",
-    "kind",
-    "variant",
-    "studies",
-    "rho",
+/// The columns before the dataset's settings, and after them.
+const LEAD: [&str; 5] = ["job", "kind", "variant", "studies", "dataset"];
+const TAIL: [&str; TAIL_COLUMNS] = [
     "seed",
     "vanilla_epochs",
     "lambda",
@@ -39,7 +38,7 @@ const HEADER: [&str; COLUMNS] = [
     "device_name",
 ];
 
-const COLUMNS: usize = 30;
+const TAIL_COLUMNS: usize = 25;
 
 fn opt(x: Option<f64>) -> String {
     x.map(|v| v.to_string()).unwrap_or_default()
@@ -62,7 +61,7 @@ fn split(s: Option<&SplitScores>) -> [String; 3] {
     ]
 }
 
-fn row(r: &Record) -> [String; COLUMNS] {
+fn row(r: &Record, params: &[&str]) -> Vec<String> {
     let scores = r.scores.as_ref();
     let report: Option<&MaskReport> = scores.map(|s| &s.report);
     let sparsity = report.and_then(|m| m.sparsity.as_ref());
@@ -70,12 +69,15 @@ fn row(r: &Record) -> [String; COLUMNS] {
     let device = scores.and_then(|s| s.device.as_ref());
     let [test_task, test_bias, test_mi] = split(report.map(|m| &m.test));
     let [val_task, val_bias, val_mi] = split(report.map(|m| &m.val));
-    [
+    let lead = [
         r.job.clone(),
         r.method.kind().to_string(),
         r.method.variant().unwrap_or_default().to_string(),
         r.studies.join(";"),
-        r.rho.to_string(),
+        r.data.name.clone(),
+    ];
+    let settings = params.iter().map(|p| opt(r.param(p)));
+    let tail: [String; TAIL_COLUMNS] = [
         r.seed.to_string(),
         r.vanilla_epochs.to_string(),
         opt(r.lambda),
@@ -108,13 +110,26 @@ fn row(r: &Record) -> [String; COLUMNS] {
         opt(scores.and_then(|s| s.wall_secs)),
         device.map_or(String::new(), |d| d.to_string()),
         device.map_or(String::new(), |d| d.name.clone()),
-    ]
+    ];
+    lead.into_iter().chain(settings).chain(tail).collect()
 }
 
-/// RFC 4180 (fields quoted only where needed), `\n` line ends.
+/// RFC 4180 (fields quoted only where needed), `\n` line ends. One column per setting of
+/// the dataset (`rho`), between the job's identity and its other coordinates.
 pub fn jobs_csv(records: &[Record]) -> String {
+    let params: BTreeSet<&str> = records
+        .iter()
+        .flat_map(|r| r.data.params.keys().map(String::as_str))
+        .collect();
+    let params: Vec<&str> = params.into_iter().collect();
+    let header = LEAD
+        .iter()
+        .chain(&params)
+        .chain(&TAIL)
+        .map(|s| s.to_string())
+        .collect();
     let mut w = csv::Writer::from_writer(Vec::new());
-    let rows = std::iter::once(HEADER.map(String::from)).chain(records.iter().map(row));
+    let rows = std::iter::once(header).chain(records.iter().map(|r| row(r, &params)));
     for cells in rows {
         w.write_record(&cells)
             .expect("writing to memory cannot fail");

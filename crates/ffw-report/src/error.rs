@@ -1,16 +1,11 @@
 //! Errors of the report: each names the file it is about and what is wrong with it.
 use std::path::PathBuf;
 
-use crate::plot::FONT_ENV;
-
 #[derive(thiserror::Error, Debug)]
 pub enum ReportError {
     #[error("{dir}: no sweep.json here; `ffw report` reads the output directory of `ffw sweep`")]
     NoManifest { dir: PathBuf },
-    #[error(
-        "{manifest}: job {id} has no jobs/{id}/spec.json and is not in the grid of the recorded \
-         config (was the directory written by another version of ffw?)"
-    )]
+    #[error("{manifest}: a study lists job {id}, but the manifest's jobs do not")]
     UnknownJob { id: String, manifest: PathBuf },
     #[error("{path}: {reason}")]
     File { path: PathBuf, reason: String },
@@ -19,10 +14,8 @@ pub enum ReportError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error(
-        "font {path}: {reason}; install the Debian/Ubuntu package fonts-dejavu-core or set \
-         {FONT_ENV} to a TrueType font file"
-    )]
+    /// `reason` says how to get a font.
+    #[error("font {path}: {reason}")]
     Font { path: PathBuf, reason: String },
     #[error("drawing {path}: {reason}")]
     Figure { path: PathBuf, reason: String },
@@ -34,8 +27,6 @@ pub enum ReportError {
     MixedDevices { dir: PathBuf, counts: String },
     #[error(transparent)]
     Results(#[from] ffw_results::ResultsError),
-    #[error(transparent)]
-    Sweep(#[from] ffw_sweep::SweepError),
 }
 
 impl ReportError {

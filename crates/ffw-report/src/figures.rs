@@ -2,8 +2,11 @@
 //! reason it is not drawn when its study has no results.
 use std::collections::BTreeMap;
 
+use ffw_results::BasePoint;
+
 use crate::aggregate::{group, Group, Metric, Stat, NO_DESIGN};
-use crate::records::{Axis, Method, Record, Sweep};
+use crate::labels::{data_label, num, params_label};
+use crate::records::{at_base, Axis, Method, Record, Sweep};
 
 /// How a series is drawn: the colour tells the method, the line the metric.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -68,7 +71,7 @@ pub enum Figure {
 
 pub struct PlannedFigure {
     /// File stem of the .svg and .png.
-    pub stem: &'static str,
+    pub stem: String,
     pub name: &'static str,
     /// One line for the index: what the figure shows.
     pub summary: &'static str,
@@ -77,29 +80,43 @@ pub struct PlannedFigure {
 }
 
 pub fn all(sweep: &Sweep) -> Vec<PlannedFigure> {
-    vec![
+    let per_layer_fig = |stem: String, base: &BasePoint| PlannedFigure {
+        stem,
+        name: "Fig. 4",
+        summary: "proportion of each layer's weights FFW prunes, per variant, at the base point",
+        figure: per_layer(sweep, base),
+    };
+    let main = &sweep.manifest.base;
+    // The paper's Fig. 4 has a panel per benchmark: one per study on a benchmark of its own.
+    let other_benchmarks = sweep
+        .manifest
+        .studies
+        .iter()
+        .filter(|(_, s)| s.base.data.name != main.data.name)
+        .map(|(name, s)| per_layer_fig(format!("fig4_per_layer_{name}"), &s.base));
+    std::iter::once(per_layer_fig("fig4_per_layer".into(), main))
+        .chain(other_benchmarks)
+        .chain(others(sweep))
+        .collect()
+}
+
+fn others(sweep: &Sweep) -> [PlannedFigure; 3] {
+    [
         PlannedFigure {
-            stem: "fig4_per_layer",
-            name: "Fig. 4",
-            summary: "proportion of each layer's weights FFW prunes, per variant, at the base \
-                      point",
-            figure: per_layer(sweep),
-        },
-        PlannedFigure {
-            stem: "fig5_lambda",
+            stem: "fig5_lambda".into(),
             name: "Fig. 5",
             summary: "FFW's task and bias accuracy and sparsity against λ",
             figure: lambda(sweep),
         },
         PlannedFigure {
-            stem: "fig6_magnitude",
+            stem: "fig6_magnitude".into(),
             name: "Fig. 6",
             summary: "task and bias accuracy of global magnitude pruning against sparsity, FFW \
                       and vanilla as points",
             figure: magnitude(sweep),
         },
         PlannedFigure {
-            stem: "fig7_epochs",
+            stem: "fig7_epochs".into(),
             name: "Fig. 7",
             summary: "task and bias accuracy of the vanilla model and of FFW started from it, \
                       against epochs of vanilla training",
@@ -155,11 +172,11 @@ fn study_records<'a>(
     if !sweep.has_study(name) {
         return Err(format!("the sweep declares no \"{name}\" study"));
     }
-    let base = sweep.base();
+    let base = sweep.base(name);
     Ok(sweep
         .records
         .iter()
-        .filter(|r| r.in_study(name) && base.holds(r, free))
+        .filter(|r| r.in_study(name) && at_base(base, r, free))
         .collect())
 }
 
@@ -179,10 +196,10 @@ fn lambda(sweep: &Sweep) -> Result<Figure, String> {
         return Err("no FFW job of the \"lambda\" study has a result".into());
     }
     Ok(Figure::Lines(LinePlot {
-        title: format!(
-            "FFW across λ (ρ = {})",
-            crate::tables::num(sweep.base().rho)
-        ),
+        title: match params_label(&sweep.base("lambda").data) {
+            Some(data) => format!("FFW across λ ({data})"),
+            None => "FFW across λ".into(),
+        },
         x_label: "λ (log scale)".into(),
         y_label: "% (accuracies on unbiased test)".into(),
         log_x: true,
@@ -245,18 +262,17 @@ fn epochs(sweep: &Sweep) -> Result<Figure, String> {
     }))
 }
 
-/// Every FFW mask at the base point (any study): per variant and layer, the pruned
+/// Every FFW mask at the base point `base` (any study): per variant and layer, the pruned
 /// fraction over seeds.
-fn per_layer(sweep: &Sweep) -> Result<Figure, String> {
-    let base = sweep.base();
+fn per_layer(sweep: &Sweep, base: &BasePoint) -> Result<Figure, String> {
     let masks: Vec<(&Record, &ffw_results::Sparsity)> = sweep
         .records
         .iter()
-        .filter(|r| matches!(r.method, Method::Ffw(_)) && base.holds(r, &[]))
+        .filter(|r| matches!(r.method, Method::Ffw(_)) && at_base(base, r, &[]))
         .filter_map(|r| Some((r, r.scores.as_ref()?.report.sparsity.as_ref()?)))
         .collect();
     let Some((_, first)) = masks.first() else {
-        return Err("no FFW job at the base point (ρ, λ, final model) has a result".into());
+        return Err("no FFW job at the base point (dataset, λ, final model) has a result".into());
     };
     let categories: Vec<String> = first.per_layer.iter().map(|l| l.layer.clone()).collect();
     let mut by_variant: BTreeMap<u8, (Method, Vec<Vec<f64>>)> = BTreeMap::new();
@@ -274,9 +290,9 @@ fn per_layer(sweep: &Sweep) -> Result<Figure, String> {
     }
     Ok(Figure::Bars(BarPlot {
         title: format!(
-            "Pruned weights per layer (FFW, ρ = {}, λ = {})",
-            crate::tables::num(base.rho),
-            crate::tables::num(base.lambda)
+            "Pruned weights per layer (FFW, {}, λ = {})",
+            data_label(&base.data),
+            num(base.lambda)
         ),
         x_label: "layer".into(),
         y_label: "% of the layer's weights pruned".into(),

@@ -1,26 +1,30 @@
 //! `ffw report`: a sweep's results directory turned into the paper's tables (Markdown,
 //! LaTeX, one CSV of every job) and figures (SVG, PNG), with an index.
 //!
-//! Flow: [`records`] flattens `sweep.json`, the job specs and their results into one record
-//! per scored model; [`aggregate`] groups records into cells (mean ± std over seeds);
-//! [`tables`] and [`figures`] build the paper's tables and figures from those cells and the
-//! published values in [`paper`]; [`table`], [`csv`] and [`plot`] write them; [`index`]
-//! links them.
+//! Flow: [`records`] flattens `sweep.json` (an [`ffw_results::Manifest`]) and the jobs'
+//! results into one record per scored model; [`aggregate`] groups records into cells (mean ±
+//! std over seeds); [`paper_tables`] and [`figures`] build the paper's tables and figures
+//! from those cells and the published values in [`paper`]; [`table`], [`csv`] and [`plot`]
+//! write them, with the numbers and names of [`labels`]; [`index`] links them.
+//!
+//! The report reads only result files (`ffw-results`): no training stack.
 pub mod aggregate;
 pub mod csv;
 pub mod devices;
 pub mod error;
 pub mod figures;
 pub mod index;
+pub mod labels;
 pub mod paper;
+pub mod paper_tables;
 pub mod plot;
 pub mod records;
 pub mod table;
-pub mod tables;
 
 use std::path::{Path, PathBuf};
 
 pub use error::{ReportError, Result};
+use ffw_results::Manifest;
 
 /// The sub-directory of the results directory the report is written to.
 pub const REPORT_DIR: &str = "report";
@@ -55,6 +59,16 @@ fn write(path: PathBuf, text: &str, files: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// The manifest (`sweep.json`) of the sweep in `dir`.
+pub fn read_manifest(dir: &Path) -> Result<Manifest> {
+    if !Manifest::path(dir).is_file() {
+        return Err(ReportError::NoManifest {
+            dir: dir.to_path_buf(),
+        });
+    }
+    Ok(Manifest::read(dir)?)
+}
+
 /// What the user allows a report to do.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ReportOptions {
@@ -63,14 +77,18 @@ pub struct ReportOptions {
 }
 
 /// [`write_report_with`] the default options.
-pub fn write_report(dir: &Path) -> Result<ReportSummary> {
-    write_report_with(dir, ReportOptions::default())
+pub fn write_report(dir: &Path, manifest: Manifest) -> Result<ReportSummary> {
+    write_report_with(dir, manifest, ReportOptions::default())
 }
 
-/// Reads the sweep in `dir` (its `sweep.json` and `jobs/`) and writes the report into
+/// Reads the results of the sweep in `dir` that `manifest` lists and writes the report into
 /// `dir/report/`, replacing an earlier one's files.
-pub fn write_report_with(dir: &Path, options: ReportOptions) -> Result<ReportSummary> {
-    let sweep = records::Sweep::load(dir)?;
+pub fn write_report_with(
+    dir: &Path,
+    manifest: Manifest,
+    options: ReportOptions,
+) -> Result<ReportSummary> {
+    let sweep = records::Sweep::load(dir, manifest)?;
     devices::check_not_mixed(&sweep, options.mixed_devices)?;
     // Before writing anything: without a font no figure can be drawn.
     plot::register_font()?;
@@ -78,7 +96,7 @@ pub fn write_report_with(dir: &Path, options: ReportOptions) -> Result<ReportSum
     std::fs::create_dir_all(&out).map_err(|e| ReportError::io(&out, e))?;
     let mut files = Vec::new();
 
-    let tables = tables::all(&sweep);
+    let tables = paper_tables::all(&sweep);
     for t in &tables {
         write(
             out.join(format!("{}.md", t.stem)),
@@ -102,9 +120,9 @@ pub fn write_report_with(dir: &Path, options: ReportOptions) -> Result<ReportSum
     let mut not_produced = Vec::new();
     for f in &figures {
         match &f.figure {
-            Ok(figure) => files.extend(plot::render(figure, f.stem, &out)?),
+            Ok(figure) => files.extend(plot::render(figure, &f.stem, &out)?),
             Err(reason) => {
-                plot::remove_stale(f.stem, &out)?;
+                plot::remove_stale(&f.stem, &out)?;
                 not_produced.push(NotProduced {
                     figure: f.stem.to_string(),
                     reason: reason.clone(),

@@ -146,6 +146,6 @@ pub fn corrupted_cifar10(rho: f64, method: Method) -> Published {
 fn at_rho(table: &[(f64, Method, Published)], rho: f64, method: Method) -> Published {
     table
         .iter()
-        .find(|(r, m, _)| crate::aggregate::same(*r, rho) && *m == method)
+        .find(|(r, m, _)| crate::records::same(*r, rho) && *m == method)
         .map_or(Published::NONE, |(_, _, p)| *p)
 }

@@ -40,7 +40,13 @@ pub fn register_font() -> Result<()> {
                 .map_err(|_| (path, "not a TrueType or OpenType font".to_string()))
         })
         .clone()
-        .map_err(|(path, reason)| ReportError::Font { path, reason })
+        .map_err(|(path, reason)| ReportError::Font {
+            path,
+            reason: format!(
+                "{reason}; install the Debian/Ubuntu package fonts-dejavu-core or set \
+                 {FONT_ENV} to a TrueType font file"
+            ),
+        })
 }
 
 fn files(stem: &str, dir: &Path) -> [PathBuf; 2] {
@@ -185,7 +191,7 @@ fn distinct_xs(p: &LinePlot) -> Vec<f64> {
         .flat_map(|s| s.points.iter().map(|(x, _)| *x))
         .collect();
     xs.sort_by(f64::total_cmp);
-    xs.dedup_by(|a, b| crate::aggregate::same(*a, *b));
+    xs.dedup_by(|a, b| crate::records::same(*a, *b));
     xs
 }
 
@@ -219,7 +225,7 @@ where
     chart
         .configure_mesh()
         .light_line_style(WHITE)
-        .x_label_formatter(&|x| crate::tables::epochs_label(*x))
+        .x_label_formatter(&|x| crate::labels::epochs_label(*x))
         .y_label_formatter(&percent)
         .x_desc(plot.x_label.as_str())
         .y_desc(plot.y_label.as_str())

@@ -1,18 +1,18 @@
-//! A sweep's results flattened into one record per scored model: its job's spec (with the
-//! vanilla job's ρ, seed and epochs filled in for the jobs built on it), the studies the job
-//! belongs to, and its scores, or none when `result.json` is absent (not run, failed, or
-//! still running). A vanilla job gives one record for its final model and one per training
-//! checkpoint (`at`), since Table 6 compares FFW with the vanilla model at that checkpoint.
-use std::collections::{BTreeMap, HashMap};
+//! A sweep's results flattened into one record per scored model: its job's coordinates
+//! from `sweep.json` (with the vanilla job's dataset, seed and epochs filled in for the jobs
+//! built on it), the studies the job belongs to, and its scores, or none when `result.json`
+//! is absent or damaged (not run, failed, still running, or to be rerun). A vanilla job
+//! gives one record for its final model and one per training checkpoint (`at`), since
+//! Table 6 compares FFW with the vanilla model at that checkpoint.
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use ffw_results::{DeviceInfo, FfwResult, MagnitudeResult, MaskReport, VanillaResult, Variant};
-use ffw_sweep::grid::{expand, JobSpec, VanillaSpec};
-use ffw_sweep::store::{Store, MANIFEST};
-use ffw_sweep::RunConfig;
+use ffw_results::{
+    BasePoint, DataPoint, DeviceInfo, FfwResult, JobEntry, JobKind, MagnitudeResult, Manifest,
+    MaskReport, ResultFile, VanillaResult, Variant,
+};
 use serde::de::DeserializeOwned;
 
-use crate::aggregate::same;
 use crate::error::{ReportError, Result};
 
 /// What produced a scored model.
@@ -69,10 +69,8 @@ pub struct Record {
     pub method: Method,
     /// The studies of `sweep.json` that list the job.
     pub studies: Vec<String>,
-    /// The benchmark's name (`biased_mnist`, `multi_color_mnist`).
-    pub dataset: &'static str,
-    /// The benchmark's ρ; NaN for one without (it then matches no ρ of any table).
-    pub rho: f64,
+    /// The dataset: the benchmark's name and its varied settings (ρ).
+    pub data: DataPoint,
     /// The vanilla job's seed (the replicate), for every job built on it too.
     pub seed: u64,
     /// Epochs of the vanilla run.
@@ -104,90 +102,73 @@ impl Record {
     pub fn epochs_trained(&self) -> f64 {
         self.at.unwrap_or(self.vanilla_epochs as f64)
     }
+
+    /// The value of the dataset setting `name` (ρ), if the dataset has it.
+    pub fn param(&self, name: &str) -> Option<f64> {
+        self.data.params.get(name).copied()
+    }
 }
 
 /// An axis a table or figure lets vary away from the base point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Axis {
-    Rho,
+    /// The dataset's settings (ρ).
+    Data,
     Lambda,
     /// The vanilla checkpoint (epochs of training) a model is or starts from.
     At,
 }
 
-/// The base point of the sweep's config: the value of every axis a study does not vary.
-#[derive(Clone, Copy, Debug)]
-pub struct Base {
-    pub rho: f64,
-    pub lambda: f64,
-    pub vanilla_epochs: usize,
+/// The same dataset: one benchmark, every setting equal up to rounding.
+pub fn same_data(a: &DataPoint, b: &DataPoint) -> bool {
+    a.name == b.name
+        && a.params.len() == b.params.len()
+        && a.params
+            .iter()
+            .zip(&b.params)
+            .all(|((ka, va), (kb, vb))| ka == kb && same(*va, *vb))
 }
 
-impl Base {
-    /// Whether the record sits at the base point on every axis but the `free` ones: a study
-    /// inherits `[sweep]`'s axes, so its jobs may also spread over values its table does not
-    /// show (those stay in jobs.csv).
-    pub fn holds(&self, r: &Record, free: &[Axis]) -> bool {
-        let free = |a| free.contains(&a);
-        (free(Axis::Rho) || same(r.rho, self.rho))
-            && (free(Axis::Lambda) || r.lambda.is_none_or(|l| same(l, self.lambda)))
-            && (free(Axis::At) || r.at.is_none())
-            && r.vanilla_epochs == self.vanilla_epochs
-    }
+/// Whether the record sits at the base point on every axis but the `free` ones: a study
+/// inherits `[sweep]`'s axes, so its jobs may also spread over values its table does not
+/// show (those stay in jobs.csv).
+pub fn at_base(base: &BasePoint, r: &Record, free: &[Axis]) -> bool {
+    let free = |a| free.contains(&a);
+    (free(Axis::Data) || same_data(&r.data, &base.data))
+        && (free(Axis::Lambda) || r.lambda.is_none_or(|l| same(l, base.lambda)))
+        && (free(Axis::At) || r.at.is_none())
+        && r.vanilla_epochs == base.vanilla_epochs
+}
+
+/// Equal up to rounding: axis values come from TOML and JSON round trips.
+pub fn same(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
 
 pub struct Sweep {
     pub dir: PathBuf,
-    pub config: RunConfig,
-    pub studies: BTreeMap<String, Vec<String>>,
+    pub manifest: Manifest,
     pub records: Vec<Record>,
 }
 
 impl Sweep {
-    /// Reads `sweep.json`, every job's spec (from `jobs/<id>/spec.json`, else from the
-    /// recorded config's grid, so jobs that never started still get their missing cells) and
-    /// every `result.json` there is.
-    pub fn load(dir: &Path) -> Result<Sweep> {
-        let manifest_path = dir.join(MANIFEST);
-        if !manifest_path.is_file() {
-            return Err(ReportError::NoManifest {
-                dir: dir.to_path_buf(),
-            });
-        }
-        let store = Store::open(dir)?;
-        let manifest = store.read_manifest()?;
-        let planned: HashMap<String, JobSpec> = expand(&manifest.config)
-            .into_iter()
-            .map(|j| (j.id, j.spec))
-            .collect();
-        let spec_of = |id: &str| -> Result<JobSpec> {
-            let path = store.job_dir(id).join("spec.json");
-            if path.is_file() {
-                return read_json(&path);
-            }
-            planned
+    /// Every job of `manifest` (the sweep in `dir`) with its `result.json`, if it has one.
+    pub fn load(dir: &Path, manifest: Manifest) -> Result<Sweep> {
+        let entry = |id: &str| {
+            manifest
+                .jobs
                 .get(id)
-                .cloned()
                 .ok_or_else(|| ReportError::UnknownJob {
                     id: id.to_string(),
-                    manifest: manifest_path.clone(),
+                    manifest: Manifest::path(dir),
                 })
-        };
-        let vanilla_of = |id: &str| -> Result<VanillaSpec> {
-            match spec_of(id)? {
-                JobSpec::Vanilla(v) => Ok(v),
-                _ => Err(ReportError::File {
-                    path: store.job_dir(id).join("spec.json"),
-                    reason: "a job builds on it, but it is not a vanilla job".into(),
-                }),
-            }
         };
 
         // Jobs in manifest order, each once, with every study that lists it.
         let mut order: Vec<&str> = Vec::new();
         let mut membership: HashMap<&str, Vec<String>> = HashMap::new();
-        for (study, ids) in &manifest.studies {
-            for id in ids {
+        for (study, s) in &manifest.studies {
+            for id in &s.jobs {
                 let studies = membership.entry(id.as_str()).or_insert_with(|| {
                     order.push(id);
                     Vec::new()
@@ -198,23 +179,22 @@ impl Sweep {
 
         let mut records = Vec::new();
         for id in order {
-            let studies = membership.remove(id).unwrap_or_default();
-            let record = |method, v: &VanillaSpec| Record {
+            let job: &JobEntry = entry(id)?;
+            let record = |method| Record {
                 job: id.to_string(),
                 method,
-                studies: studies.clone(),
-                dataset: v.data.benchmark().name(),
-                rho: v.data.benchmark().rho().unwrap_or(f64::NAN),
-                seed: v.seed,
-                vanilla_epochs: v.vanilla.epochs,
-                lambda: None,
-                at: None,
-                magnitude_target: None,
+                studies: membership[id].clone(),
+                data: job.data.clone(),
+                seed: job.seed,
+                vanilla_epochs: job.vanilla_epochs,
+                lambda: job.lambda,
+                at: job.at,
+                magnitude_target: job.magnitude_target,
                 scores: None,
             };
-            match spec_of(id)? {
-                JobSpec::Vanilla(v) => {
-                    let result: Option<VanillaResult> = read_result(&store, id)?;
+            match (job.kind, job.variant) {
+                (JobKind::Vanilla, _) => {
+                    let result: Option<VanillaResult> = read_result(dir, id)?;
                     records.push(Record {
                         scores: result.as_ref().map(|r| Scores {
                             report: r.report.clone(),
@@ -222,9 +202,9 @@ impl Sweep {
                             wall_secs: Some(r.wall_secs.values().sum()),
                             device: r.device.clone(),
                         }),
-                        ..record(Method::Vanilla, &v)
+                        ..record(Method::Vanilla)
                     });
-                    for &at in &v.vanilla.checkpoints {
+                    for &at in &job.checkpoints {
                         let report = result
                             .as_ref()
                             .and_then(|r| r.checkpoints.iter().find(|c| same(c.epoch, at)));
@@ -236,55 +216,53 @@ impl Sweep {
                                 wall_secs: None,
                                 device: result.as_ref().and_then(|r| r.device.clone()),
                             }),
-                            ..record(Method::Vanilla, &v)
+                            ..record(Method::Vanilla)
                         });
                     }
                 }
-                JobSpec::Ffw(f) => {
-                    let v = vanilla_of(&f.vanilla)?;
-                    let result: Option<FfwResult> = read_result(&store, id)?;
+                (JobKind::Ffw, variant) => {
+                    let variant = variant.ok_or_else(|| ReportError::File {
+                        path: Manifest::path(dir),
+                        reason: format!("FFW job {id} has no variant"),
+                    })?;
+                    let result: Option<FfwResult> = read_result(dir, id)?;
                     records.push(Record {
-                        lambda: Some(f.ffw.lambda),
-                        at: f.at,
                         scores: result.map(|r| Scores {
                             report: r.final_mask,
                             best_intermediate: r.best_intermediate,
                             wall_secs: Some(r.wall_secs),
                             device: r.device,
                         }),
-                        ..record(Method::Ffw(f.ffw.variant), &v)
+                        ..record(Method::Ffw(variant))
                     });
                 }
-                JobSpec::Magnitude(m) => {
-                    let v = vanilla_of(&m.vanilla)?;
-                    let result: Option<MagnitudeResult> = read_result(&store, id)?;
+                (JobKind::Magnitude, _) => {
+                    let result: Option<MagnitudeResult> = read_result(dir, id)?;
                     records.push(Record {
-                        magnitude_target: Some(m.sparsity),
                         scores: result.map(|r| Scores {
                             report: r.report,
                             best_intermediate: None,
                             wall_secs: Some(r.wall_secs),
                             device: r.device,
                         }),
-                        ..record(Method::Magnitude, &v)
+                        ..record(Method::Magnitude)
                     });
                 }
             }
         }
         Ok(Sweep {
             dir: dir.to_path_buf(),
-            config: manifest.config,
-            studies: manifest.studies,
+            manifest,
             records,
         })
     }
 
-    pub fn base(&self) -> Base {
-        Base {
-            rho: self.config.data.benchmark().rho().unwrap_or(f64::NAN),
-            lambda: self.config.ffw.settings.lambda,
-            vanilla_epochs: self.config.vanilla.epochs,
-        }
+    /// The point `study` holds fixed; the config's own for a study the sweep lacks.
+    pub fn base(&self, study: &str) -> &BasePoint {
+        self.manifest
+            .studies
+            .get(study)
+            .map_or(&self.manifest.base, |s| &s.base)
     }
 
     /// Whether the job has a result (the final model's record is scored).
@@ -296,32 +274,30 @@ impl Sweep {
 
     /// The distinct jobs of `sweep.json`.
     pub fn jobs(&self) -> std::collections::BTreeSet<&str> {
-        self.studies
+        self.manifest
+            .studies
             .values()
-            .flatten()
+            .flat_map(|s| &s.jobs)
             .map(String::as_str)
             .collect()
     }
 
     pub fn has_study(&self, study: &str) -> bool {
-        self.studies.contains_key(study)
+        self.manifest.studies.contains_key(study)
     }
 }
 
-fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| ReportError::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| ReportError::File {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
-}
-
-/// The job's result, or none while `result.json` is absent (the job is done iff it exists);
-/// a result of a newer schema than this ffw reads is an error naming both versions.
-fn read_result<T: DeserializeOwned>(store: &Store, id: &str) -> Result<Option<T>> {
-    if store.is_done(id) {
-        Ok(Some(ffw_results::read_result(&store.result_path(id))?))
-    } else {
-        Ok(None)
+/// The job's result; none while `result.json` is absent, or damaged (the sweep reruns it).
+/// A result of a newer schema than this ffw reads is an error naming the file and both
+/// versions; older ones read.
+fn read_result<T: DeserializeOwned>(dir: &Path, id: &str) -> Result<Option<T>> {
+    let path = dir.join("jobs").join(id).join("result.json");
+    match ffw_results::check_result(&path, id) {
+        ResultFile::Valid => Ok(Some(ffw_results::read_result(&path)?)),
+        newer @ ResultFile::Newer { .. } => Err(newer
+            .newer_error(&path)
+            .expect("a newer result has its error")
+            .into()),
+        ResultFile::Missing | ResultFile::Damaged(_) => Ok(None),
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use ffw_report::write_report;
 use ffw_results::{read_result, FfwResult, MagnitudeResult, MaskReport, VanillaResult, Variant};
 use ffw_sweep::grid::{expand, Job, JobSpec};
-use ffw_sweep::store::Manifest;
+use ffw_sweep::manifest::SweepManifest;
 use ffw_sweep::RunConfig;
 use serde::de::DeserializeOwned;
 
@@ -76,8 +76,8 @@ fn the_quick_sweeps_report_shows_every_job_it_ran() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     copy_dir(Path::new(FIXTURE), dir);
-    let manifest: Manifest =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("sweep.json")).unwrap()).unwrap();
+    // Written before sweep.json held the report's part: the sweep's reader completes it.
+    let manifest = SweepManifest::read(dir).unwrap();
     let jobs = expand(&manifest.config);
     // The kept results are those of today's quick config: same jobs, same identities.
     let quick = RunConfig::load(Path::new(QUICK)).unwrap();
@@ -92,7 +92,7 @@ fn the_quick_sweeps_report_shows_every_job_it_ran() {
         24,
         "3 seeds × (1 vanilla, 2 FFW and 5 magnitude-pruning jobs)"
     );
-    let summary = write_report(dir).unwrap();
+    let summary = write_report(dir, manifest.report).unwrap();
     assert_eq!((summary.jobs, summary.jobs_done), (jobs.len(), jobs.len()));
     assert_eq!(
         summary.figures, 2,

@@ -4,13 +4,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ffw_report::{write_report, write_report_with, ReportError, ReportOptions};
+use ffw_report::{
+    read_manifest, write_report, write_report_with, ReportError, ReportOptions, ReportSummary,
+};
 use ffw_results::{
     CheckpointReport, DeviceInfo, DeviceKind, FfwResult, LayerSparsity, MagnitudeResult,
     MaskReport, ResultsError, Sparsity, SplitScores, VanillaResult, SCHEMA_VERSION,
 };
-use ffw_sweep::grid::{expand, study_members, JobSpec};
-use ffw_sweep::store::{write_json_atomic, Manifest, Store};
+use ffw_sweep::grid::{expand, JobSpec};
+use ffw_sweep::manifest::SweepManifest;
+use ffw_sweep::store::{write_json_atomic, Store};
 use ffw_sweep::RunConfig;
 
 const BASE: &str = r#"
@@ -184,13 +187,13 @@ fn sweep_dir(config: &str) -> tempfile::TempDir {
             write_json_atomic(&store.result_path(&job.id), &r).unwrap();
         }
     }
-    store
-        .write_manifest(&Manifest {
-            studies: study_members(&cfg),
-            config: cfg,
-        })
-        .unwrap();
+    SweepManifest::new(&cfg).unwrap().write(&store).unwrap();
     tmp
+}
+
+/// `ffw report` on the sweep in `dir`.
+fn report(dir: &Path) -> Result<ReportSummary, ReportError> {
+    write_report(dir, read_manifest(dir)?)
 }
 
 fn read(dir: &Path, file: &str) -> String {
@@ -207,7 +210,7 @@ fn row<'a>(table: &'a str, start: &str) -> &'a str {
 #[test]
 fn cells_are_mean_std_and_seeds_and_missing_jobs_are_missing() {
     let tmp = sweep_dir(&format!("{BASE}{STUDIES}"));
-    let summary = write_report(tmp.path()).unwrap();
+    let summary = report(tmp.path()).unwrap();
     assert_eq!(summary.index, tmp.path().join("report/index.md"));
     // 3 vanilla, FFW: 3 λ (λ=10 shared) + 2 checkpoints, 2 magnitude sparsities; per seed.
     assert_eq!(summary.jobs, 3 * (1 + 3 + 2 + 2));
@@ -288,7 +291,7 @@ fn cells_are_mean_std_and_seeds_and_missing_jobs_are_missing() {
 #[test]
 fn jobs_csv_has_every_job_its_studies_and_empty_fields_when_missing() {
     let tmp = sweep_dir(&format!("{BASE}{STUDIES}"));
-    write_report(tmp.path()).unwrap();
+    report(tmp.path()).unwrap();
     let csv = read(tmp.path(), "jobs.csv");
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
@@ -310,8 +313,11 @@ fn jobs_csv_has_every_job_its_studies_and_empty_fields_when_missing() {
     assert_eq!(
         never.len(),
         3,
-        "jobs without spec.json come from the config's grid"
+        "jobs without spec.json come from the manifest"
     );
+    assert!(rows
+        .iter()
+        .all(|r| r[col("dataset")] == "biased_mnist" && r[col("rho")] == "0.99"));
     for r in never {
         assert_eq!(r[col("studies")], "lambda");
         assert_eq!(r[col("has_result")], "false");
@@ -358,7 +364,7 @@ fn results_from_cpus_and_gpus_are_not_mixed_unless_asked() {
     gpu["device"] = serde_json::json!({"kind": "cuda", "index": 1, "name": "NVIDIA H100"});
     std::fs::write(&path, gpu.to_string()).unwrap();
 
-    let err = write_report(tmp.path()).unwrap_err();
+    let err = report(tmp.path()).unwrap_err();
     assert!(matches!(err, ReportError::MixedDevices { .. }), "{err}");
     let text = err.to_string();
     assert!(text.contains("1 on cuda"), "{text}");
@@ -369,7 +375,7 @@ fn results_from_cpus_and_gpus_are_not_mixed_unless_asked() {
     let options = ReportOptions {
         mixed_devices: true,
     };
-    write_report_with(tmp.path(), options).unwrap();
+    write_report_with(tmp.path(), read_manifest(tmp.path()).unwrap(), options).unwrap();
     let csv = read(tmp.path(), "jobs.csv");
     let row = csv.lines().find(|l| l.starts_with(&ffw.id)).unwrap();
     assert!(row.ends_with(",cuda:1,NVIDIA H100"), "{row}");
@@ -378,7 +384,7 @@ fn results_from_cpus_and_gpus_are_not_mixed_unless_asked() {
 #[test]
 fn figures_are_svg_and_png_of_the_stated_size() {
     let tmp = sweep_dir(&format!("{BASE}{STUDIES}"));
-    let summary = write_report(tmp.path()).unwrap();
+    let summary = report(tmp.path()).unwrap();
     assert!(
         summary.not_produced.is_empty(),
         "{:?}",
@@ -431,7 +437,7 @@ fn a_sweep_without_studies_gets_the_grid_table_and_says_which_figures_are_missin
     let stale = tmp.path().join("report/fig6_magnitude.png");
     std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
     std::fs::write(&stale, b"old").unwrap();
-    let summary = write_report(tmp.path()).unwrap();
+    let summary = report(tmp.path()).unwrap();
     assert!(!stale.exists());
     let grid = read(tmp.path(), "table_grid.md");
     assert!(
@@ -455,13 +461,18 @@ fn a_sweep_without_studies_gets_the_grid_table_and_says_which_figures_are_missin
         index.contains("**Fig. 4** ([SVG](fig4_per_layer.svg), [PNG](fig4_per_layer.png))"),
         "{index}"
     );
-    assert!(index.contains("| grid | 6 | 6 |"), "{index}");
+    // Each study names its dataset.
+    assert!(
+        index.contains("| grid | Biased MNIST, ρ = 0.99 | 6 | 6 |"),
+        "{index}"
+    );
+    assert!(grid.contains("Every configuration of the sweep's grid (Biased MNIST, ρ = 0.99)"));
 }
 
 #[test]
 fn a_directory_without_sweep_json_is_named_in_the_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let err = write_report(tmp.path()).unwrap_err();
+    let err = report(tmp.path()).unwrap_err();
     assert!(matches!(err, ReportError::NoManifest { .. }));
     let text = err.to_string();
     assert!(
@@ -479,7 +490,7 @@ fn a_directory_without_sweep_json_is_named_in_the_error() {
         .join(some_job)
         .join("result.json");
     std::fs::write(&result, "{\"report\": 1}").unwrap();
-    let text = write_report(corrupt.path()).unwrap_err().to_string();
+    let text = report(corrupt.path()).unwrap_err().to_string();
     assert!(text.contains(&result.display().to_string()), "{text}");
     assert!(manifest.exists());
 }
@@ -494,7 +505,7 @@ fn a_result_of_a_newer_schema_is_refused_naming_the_file_and_both_versions() {
         serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
     newer["schema"] = (SCHEMA_VERSION + 1).into();
     std::fs::write(&result, newer.to_string()).unwrap();
-    let err = write_report(tmp.path()).unwrap_err();
+    let err = report(tmp.path()).unwrap_err();
     assert!(
         matches!(err, ReportError::Results(ResultsError::NewerSchema { .. })),
         "{err}"
@@ -525,7 +536,7 @@ fn the_latex_tables_compile() {
         return;
     };
     let tmp = sweep_dir(&format!("{BASE}{STUDIES}"));
-    write_report(tmp.path()).unwrap();
+    report(tmp.path()).unwrap();
     let dir = tmp.path().join("report");
     let out = Command::new(&engine)
         .args(["-interaction=nonstopmode", "-halt-on-error", "tables.tex"])
@@ -539,4 +550,31 @@ fn the_latex_tables_compile() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(std::fs::metadata(dir.join("tables.pdf")).unwrap().len() > 0);
+}
+
+/// A study on a benchmark of its own fills its table and gets its own Fig. 4 panel.
+#[test]
+fn a_benchmark_study_fills_its_table_and_gets_its_own_per_layer_figure() {
+    let cifar = "[studies.corrupted_cifar10.data]\nkind = \"corrupted_cifar10\"\n\
+                 [studies.corrupted_cifar10.model]\nname = \"resnet18\"\n\
+                 [studies.corrupted_cifar10.axes]\nrho = [0.99, 0.95]\n";
+    let tmp = sweep_dir(&format!("{BASE}{STUDIES}{cifar}"));
+    let summary = report(tmp.path()).unwrap();
+    assert!(
+        summary.not_produced.is_empty(),
+        "{:?}",
+        summary.not_produced
+    );
+    assert_eq!(summary.figures, 5);
+    let svg = read(tmp.path(), "fig4_per_layer_corrupted_cifar10.svg");
+    assert!(svg.contains("Corrupted CIFAR-10, ρ = 0.99"), "{svg}");
+    assert!(!read(tmp.path(), "fig4_per_layer.svg").contains("CIFAR"));
+    let t4 = read(tmp.path(), "table4_corrupted_cifar10.md");
+    for rho in ["0.99", "0.95"] {
+        let vanilla = row(&t4, &format!("| {rho} | vanilla"));
+        assert!(
+            vanilla.starts_with(&format!("| {rho} | vanilla | 31.00 ± 1.00 (3) |")),
+            "{t4}"
+        );
+    }
 }

@@ -3,6 +3,7 @@
 //! reader agree on one schema, versioned by [`SCHEMA_VERSION`].
 pub mod device;
 pub mod jobs;
+pub mod manifest;
 pub mod schema;
 pub mod scores;
 
@@ -11,5 +12,8 @@ pub use jobs::{
     CheckpointReport, FfwEpoch, FfwResult, MagnitudeResult, TemperatureChange, VanillaEpoch,
     VanillaResult, Variant,
 };
-pub use schema::{read_result, ResultsError, SCHEMA_VERSION};
+pub use manifest::{BasePoint, DataPoint, JobEntry, JobKind, Manifest, Study, MANIFEST};
+pub use schema::{
+    check_result, read_result, ResultFile, ResultsError, RESULT_JOB_KEY, SCHEMA_VERSION,
+};
 pub use scores::{LayerSparsity, MaskReport, Sparsity, SplitScores, COLLAPSE_MARGIN};

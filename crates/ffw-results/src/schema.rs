@@ -43,6 +43,68 @@ struct Versioned {
     schema: u32,
 }
 
+/// The key of `result.json` naming its job: a result copied or renamed into another job's
+/// directory is not that job's.
+pub const RESULT_JOB_KEY: &str = "job";
+
+/// What a job's `result.json` holds, as far as deciding whether the job is done goes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResultFile {
+    Missing,
+    /// A JSON object naming this job (or no job: written before results named theirs), of
+    /// a schema this ffw reads.
+    Valid,
+    /// Unreadable or another job's: it cannot be trusted, and the job runs again.
+    Damaged(String),
+    /// Written by a newer ffw (schema `found`): neither done nor to be overwritten.
+    Newer {
+        found: u32,
+    },
+}
+
+impl ResultFile {
+    /// `Newer` as the error naming the file and both versions.
+    pub fn newer_error(&self, path: &Path) -> Option<ResultsError> {
+        match self {
+            ResultFile::Newer { found } => Some(ResultsError::NewerSchema {
+                path: path.to_path_buf(),
+                found: *found,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Classifies job `job`'s `result.json` at `path` without parsing it as a result type: the
+/// sweep's done-check and the report agree through this one function.
+pub fn check_result(path: &Path, job: &str) -> ResultFile {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return ResultFile::Missing,
+        Err(e) => return ResultFile::Damaged(e.to_string()),
+    };
+    let map = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(m)) => m,
+        Ok(_) => return ResultFile::Damaged("not a JSON object".into()),
+        Err(e) => return ResultFile::Damaged(format!("not JSON ({e})")),
+    };
+    let schema = match map.get("schema") {
+        None => unversioned(),
+        Some(v) => match v.as_u64().and_then(|v| u32::try_from(v).ok()) {
+            Some(v) => v,
+            None => return ResultFile::Damaged(format!("schema {v} is not a version")),
+        },
+    };
+    if schema > SCHEMA_VERSION {
+        return ResultFile::Newer { found: schema };
+    }
+    match map.get(RESULT_JOB_KEY) {
+        None => ResultFile::Valid,
+        Some(serde_json::Value::String(j)) if j == job => ResultFile::Valid,
+        Some(other) => ResultFile::Damaged(format!("it is the result of job {other}")),
+    }
+}
+
 /// A job's `result.json` at `path`, refused if a newer ffw wrote it; files from before the
 /// schema version (version 1) still read.
 pub fn read_result<T: DeserializeOwned>(path: &Path) -> Result<T, ResultsError> {
@@ -118,6 +180,41 @@ mod tests {
         assert!(msg.contains(&path.display().to_string()), "{msg}");
         assert!(msg.contains("version 99"), "{msg}");
         assert!(msg.contains(&format!("up to {SCHEMA_VERSION}")), "{msg}");
+    }
+
+    #[test]
+    fn the_done_check_tells_newer_from_damaged_and_reads_older() {
+        let dir = tempfile::tempdir().unwrap();
+        let check = |text: &str| check_result(&write(&dir, text), "mine");
+        assert_eq!(
+            check(V1),
+            ResultFile::Damaged(r#"it is the result of job "0123456789abcdef""#.into())
+        );
+        assert_eq!(check(r#"{"job": "mine"}"#), ResultFile::Valid);
+        assert_eq!(
+            check(&format!(r#"{{"job": "mine", "schema": {SCHEMA_VERSION}}}"#)),
+            ResultFile::Valid
+        );
+        // Newer is not damaged: the sweep must neither trust it nor overwrite it.
+        let newer = check(r#"{"job": "mine", "schema": 99, "renamed": {}}"#);
+        assert_eq!(newer, ResultFile::Newer { found: 99 });
+        let msg = newer
+            .newer_error(Path::new("x/result.json"))
+            .unwrap()
+            .to_string();
+        assert!(
+            msg.contains("x/result.json") && msg.contains("version 99"),
+            "{msg}"
+        );
+        assert!(matches!(
+            check(r#"{"job": "mine", "schema": "two"}"#),
+            ResultFile::Damaged(_)
+        ));
+        assert!(matches!(check(r#"{"job": "#), ResultFile::Damaged(_)));
+        assert_eq!(
+            check_result(&dir.path().join("absent.json"), "mine"),
+            ResultFile::Missing
+        );
     }
 
     #[test]

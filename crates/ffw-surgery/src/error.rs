@@ -16,8 +16,8 @@ pub enum SurgeryError {
         epoch: usize,
         value: f64,
     },
-    #[error("checkpoint {path}: {reason}")]
-    Checkpoint { path: PathBuf, reason: String },
+    #[error("saved model {path}: {reason}")]
+    SavedModel { path: PathBuf, reason: String },
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("not supported: {0}")]

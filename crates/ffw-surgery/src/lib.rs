@@ -5,7 +5,6 @@
 //! with a freshly trained privacy head; [`magnitude`] is the paper's pruning baseline.
 
 pub mod augment;
-pub mod checkpoint;
 pub mod config;
 pub mod data_parallel;
 pub mod encode;
@@ -18,6 +17,7 @@ pub mod optim;
 pub mod probe;
 pub mod progress;
 pub mod running;
+pub mod saved_model;
 pub mod schedule;
 pub mod seeds;
 pub mod surgery;

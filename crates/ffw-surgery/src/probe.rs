@@ -1,5 +1,6 @@
 //! Training and scoring the privacy head on fixed (detached) bottleneck features.
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
 use ffw_data::dataset::epoch_order;
@@ -12,8 +13,13 @@ use crate::encode::accuracy;
 use crate::error::{Result, SurgeryError};
 use crate::mi::mutual_information;
 use crate::optim::{Optimizer, Sgd};
+use crate::progress::Heartbeat;
 use crate::running::RunningSum;
 use crate::schedule::Plateau;
+
+/// Probe epochs are short and a fit runs every FFW epoch: one line per epoch would flood a
+/// cluster log, none would leave a long fit (a paper-scale training split) silent there.
+const PROBE_LINE_EVERY: Duration = Duration::from_secs(30);
 
 pub struct Probe {
     store: ParamStore,
@@ -176,9 +182,22 @@ pub fn train_to_plateau(
     mut epoch: impl FnMut(usize) -> Result<Vec<f64>>,
 ) -> Result<usize> {
     let mut plateau = Plateau::new(cfg.threshold, cfg.patience);
+    let mut heartbeat = Heartbeat::new(PROBE_LINE_EVERY);
+    let start = Instant::now();
     for e in 0..cfg.max_epochs {
         let losses = epoch(e)?;
         let mean = losses.iter().sum::<f64>() / losses.len().max(1) as f64;
+        if heartbeat.due() {
+            // The plateau decides the length; the epoch cap bounds it.
+            tracing::info!(
+                epoch = e + 1,
+                max_epochs = cfg.max_epochs,
+                loss = mean,
+                eta_max_secs = start.elapsed().as_secs_f64() / (e + 1) as f64
+                    * (cfg.max_epochs - e - 1) as f64,
+                "probe epoch"
+            );
+        }
         if !mean.is_finite() {
             return Err(SurgeryError::NonFinite {
                 phase: "probe",

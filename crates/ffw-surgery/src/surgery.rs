@@ -10,7 +10,7 @@ use ffw_data::dataset::epoch_order;
 use ffw_data::{Batch, Batches, Dataset};
 use ffw_nn::{GateMode, GateSet, Model, ModelSpec};
 use ffw_placement::{Collective, Solo};
-use ffw_results::{FfwEpoch, SplitScores, TemperatureChange};
+use ffw_results::{FfwEpoch, MaskReport, SplitScores, TemperatureChange};
 
 use crate::config::FfwConfig;
 use crate::data_parallel::all_reduce_grads;
@@ -178,6 +178,28 @@ impl<'a> Surgery<'a> {
         Ok((epochs, model))
     }
 
+    /// The hard mask at the current gates, scored with heads fitted from the vanilla ones
+    /// (PROTOCOL §4: what a temperature change records).
+    fn hard_mask_report(
+        &self,
+        sets: &UnbiasedSets,
+        vanilla_probes: &[HashMap<String, Tensor>],
+        seed: u64,
+    ) -> Result<MaskReport> {
+        let mut report = evaluate_params(
+            self.arch,
+            &self.gates.effective_params(self.base, GateMode::Hard)?,
+            sets,
+            &self.cfg.probe,
+            &ProbeInit::From(vanilla_probes.to_vec()),
+            seed,
+            self.device,
+        )?
+        .report;
+        report.sparsity = Some(self.gates.sparsity()?);
+        Ok(report)
+    }
+
     /// `model` with the current heads on `data` (MI over minibatches of the FFW batch size).
     fn scores(&self, model: &Model, data: &Dataset) -> Result<SplitScores> {
         scores(
@@ -186,6 +208,62 @@ impl<'a> Surgery<'a> {
             self.cfg.batch_size,
         )
     }
+}
+
+/// The heads FFW starts from: copies of those trained on the vanilla model, one per bias
+/// attribute of `train`.
+fn heads_from(
+    vanilla_probes: &[HashMap<String, Tensor>],
+    arch: &dyn ModelSpec,
+    train: &Dataset,
+    cfg: &FfwConfig,
+    device: &Device,
+) -> Result<Vec<Probe>> {
+    vanilla_probes
+        .iter()
+        .zip(&train.n_bias_classes)
+        .map(|(params, &n)| Probe::from_params(params, arch.feature_dim(), n, &cfg.probe, device))
+        .collect()
+}
+
+/// The hard mask of the lowest validation bias accuracy among the temperature changes: its
+/// epoch, gates and score.
+#[derive(Default)]
+struct BestMask(Option<(usize, GateSet, f64)>);
+
+impl BestMask {
+    fn offer(&mut self, epoch: usize, gates: &GateSet, score: f64) -> Result<()> {
+        if self.0.as_ref().is_none_or(|(_, _, s)| score < *s) {
+            self.0 = Some((epoch, gates.snapshot()?, score));
+        }
+        Ok(())
+    }
+}
+
+fn log_temperature_change(change: &TemperatureChange) {
+    tracing::info!(
+        epoch = change.epoch,
+        temperature = change.new_temperature,
+        val_bias_acc = change.report.val_bias_acc(),
+        collapsed = change.report.collapsed,
+        "temperature lowered"
+    );
+}
+
+/// One line per FFW epoch: a cluster log shows no progress bar.
+fn log_epoch(record: &FfwEpoch, eta_max_secs: f64) {
+    tracing::info!(
+        epoch = record.epoch,
+        temperature = record.temperature,
+        train_ce = record.train_ce,
+        train_mi = record.train_mi,
+        val_mi = record.val_mi,
+        sparsity = record.sparsity,
+        probe_epochs = record.probe_epochs,
+        refit_probe_epochs = ?record.refit_probe_epochs,
+        eta_max_secs,
+        "ffw epoch"
+    );
 }
 
 /// Runs FFW from `base` (the frozen vanilla parameters). `vanilla_probes` are the privacy
@@ -199,11 +277,7 @@ pub fn run_ffw(
     seed: u64,
     device: &Device,
 ) -> Result<FfwOutcome> {
-    let probes = vanilla_probes
-        .iter()
-        .zip(&sets.train.n_bias_classes)
-        .map(|(params, &n)| Probe::from_params(params, arch.feature_dim(), n, &cfg.probe, device))
-        .collect::<Result<Vec<_>>>()?;
+    let probes = heads_from(vanilla_probes, arch, sets.train, cfg, device)?;
     let mut surgery = Surgery::new(arch, base, cfg, probes, device)?;
     let mut temperature = crate::schedule::Temperature::new(
         cfg.temperature_factor,
@@ -214,7 +288,7 @@ pub fn run_ffw(
     let train_batches = Batches::new(sets.train, device)?;
     let mut history = Vec::new();
     let mut temperature_changes = Vec::new();
-    let mut best: Option<(usize, GateSet, f64)> = None;
+    let mut best = BestMask::default();
     let pb = progress::bar(cfg.max_epochs as u64, "ffw");
 
     let run_start = Instant::now();
@@ -240,33 +314,21 @@ pub fn run_ffw(
         let mut stop = false;
 
         if temperature.step(val_mi) {
-            let mut report = evaluate_params(
-                arch,
-                &surgery.gates.effective_params(base, GateMode::Hard)?,
+            // The seed's label is older than the name "temperature change": renaming it
+            // would change every FFW result.
+            let report = surgery.hard_mask_report(
                 sets,
-                &cfg.probe,
-                &ProbeInit::From(vanilla_probes.to_vec()),
+                vanilla_probes,
                 sub_seed(seed, &format!("checkpoint-{epoch}")),
-                device,
-            )?
-            .report;
-            report.sparsity = Some(surgery.gates.sparsity()?);
-            let score = report.val_bias_acc();
-            if best.as_ref().is_none_or(|(_, _, s)| score < *s) {
-                best = Some((epoch + 1, surgery.gates.snapshot()?, score));
-            }
-            tracing::info!(
-                epoch = epoch + 1,
-                temperature = temperature.value,
-                val_bias_acc = score,
-                collapsed = report.collapsed,
-                "temperature lowered"
-            );
-            temperature_changes.push(TemperatureChange {
+            )?;
+            best.offer(epoch + 1, &surgery.gates, report.val_bias_acc())?;
+            let change = TemperatureChange {
                 epoch: epoch + 1,
                 new_temperature: temperature.value,
                 report,
-            });
+            };
+            log_temperature_change(&change);
+            temperature_changes.push(change);
             stop = temperature.value < cfg.min_temperature;
             if !stop {
                 // The heads were fitted to the features at the old temperature: fit them
@@ -296,19 +358,11 @@ pub fn run_ffw(
             soft_val: Some(soft_val),
             soft_test: Some(soft_test),
         };
-        tracing::info!(
-            epoch = record.epoch,
-            temperature = record.temperature,
-            train_ce = record.train_ce,
-            train_mi = record.train_mi,
-            val_mi = record.val_mi,
-            sparsity = record.sparsity,
-            probe_epochs = record.probe_epochs,
-            refit_probe_epochs = ?record.refit_probe_epochs,
-            // The schedule decides the length; the epoch cap bounds it.
-            eta_max_secs = run_start.elapsed().as_secs_f64() / (epoch + 1) as f64
+        // The schedule decides the length; the epoch cap bounds it.
+        log_epoch(
+            &record,
+            run_start.elapsed().as_secs_f64() / (epoch + 1) as f64
                 * (cfg.max_epochs - epoch - 1) as f64,
-            "ffw epoch"
         );
         history.push(record);
         pb.set_message(format!(
@@ -326,7 +380,7 @@ pub fn run_ffw(
         gates: surgery.gates,
         history,
         temperature_changes,
-        best: best.map(|(e, g, _)| (e, g)),
+        best: best.0.map(|(e, g, _)| (e, g)),
     })
 }
 

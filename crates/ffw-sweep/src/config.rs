@@ -9,6 +9,8 @@ use ffw_surgery::{FfwConfig, VanillaConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SweepError};
+use crate::model_config::{arch, ModelConfig};
+use crate::studies::{bad, Grid, Studies, SweepSection};
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -31,41 +33,6 @@ pub struct RunConfig {
     pub studies: Studies,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ModelConfig {
-    #[serde(default)]
-    pub name: ModelName,
-    /// SimpleConvNet kernel size (the paper uses 7).
-    #[serde(default = "default_kernel")]
-    pub kernel: usize,
-    /// MLP hidden layer widths (the paper's Multi-Color MNIST MLP: 100, 100, 100).
-    #[serde(default = "default_hidden")]
-    pub hidden: Vec<usize>,
-    /// ResNet-18's stem: `imagenet` (torchvision's, the authors' on every benchmark) or
-    /// `cifar` (3×3, no max-pool).
-    #[serde(default)]
-    pub stem: ffw_nn::Stem,
-}
-
-/// The model family; each has its module in ffw-nn and its arm in [`RunConfig::arch`].
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum ModelName {
-    #[default]
-    SimpleConvNet,
-    Mlp,
-    Resnet18,
-}
-
-fn default_kernel() -> usize {
-    7
-}
-
-fn default_hidden() -> Vec<usize> {
-    vec![100, 100, 100]
-}
-
 /// FFW settings plus the variants to run on the same vanilla model.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -80,140 +47,6 @@ impl Default for FfwSection {
         Self {
             variants: vec![Variant::Unstructured],
             settings: FfwConfig::default(),
-        }
-    }
-}
-
-/// The axes of one grid: every listed value replaces the base config's. Empty = base value.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(default, deny_unknown_fields)]
-pub struct SweepAxes {
-    pub seeds: Vec<u64>,
-    pub rho: Vec<f64>,
-    pub lambda: Vec<f64>,
-    pub vanilla_epochs: Vec<usize>,
-    /// FFW variants (empty = `ffw.variants`).
-    pub variants: Vec<Variant>,
-    /// Vanilla checkpoints (in epochs, from `vanilla.checkpoints`) that FFW also starts
-    /// from, besides the final model: the epoch ablation.
-    pub at: Vec<f64>,
-    /// Global magnitude-pruning sparsities of the vanilla model, scored like FFW masks.
-    pub magnitude: Vec<f64>,
-}
-
-/// `[sweep]`: the default grid (and the defaults of every study), plus retries and placement.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct SweepSection {
-    #[serde(flatten)]
-    pub axes: SweepAxes,
-    /// Extra attempts for a failed job before it counts as failed for good.
-    pub retries: usize,
-    /// Workers bound to one GPU under `--device cuda` (small models leave a GPU idle): a
-    /// node may run up to this many workers per GPU (docs/GPU.md).
-    pub workers_per_gpu: usize,
-}
-
-impl Default for SweepSection {
-    fn default() -> Self {
-        Self {
-            axes: SweepAxes::default(),
-            retries: 1,
-            workers_per_gpu: 1,
-        }
-    }
-}
-
-/// The paper's studies (PROTOCOL §6). An axis a study leaves empty falls back to `[sweep]`'s,
-/// then to the base config. Jobs several studies share run once.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(default, deny_unknown_fields)]
-pub struct Studies {
-    /// Table 1 / Fig. 5: FFW across λ.
-    pub lambda: Option<SweepAxes>,
-    /// Table 2: vanilla and FFW (both variants) across ρ.
-    pub rho: Option<SweepAxes>,
-    /// Table 6 / Fig. 7: FFW from vanilla checkpoints taken during training.
-    pub epochs: Option<SweepAxes>,
-    /// Table 7 / Fig. 6: global magnitude pruning versus FFW.
-    pub magnitude: Option<SweepAxes>,
-}
-
-impl Studies {
-    /// (name, axes) of every declared study, in table order.
-    pub fn declared(&self) -> Vec<(&'static str, &SweepAxes)> {
-        [
-            ("lambda", &self.lambda),
-            ("rho", &self.rho),
-            ("epochs", &self.epochs),
-            ("magnitude", &self.magnitude),
-        ]
-        .into_iter()
-        .filter_map(|(n, a)| a.as_ref().map(|a| (n, a)))
-        .collect()
-    }
-}
-
-impl SweepAxes {
-    fn validate(&self, at: &str, vanilla: &VanillaConfig) -> Result<()> {
-        let key = |axis: &str| format!("{at}.{axis}");
-        for &r in &self.rho {
-            check_rho(&key("rho"), r)?;
-        }
-        if let Some(l) = self.lambda.iter().find(|l| !(**l >= 0.0 && l.is_finite())) {
-            return Err(bad(
-                &key("lambda"),
-                format!("every value must be >= 0, got {l}"),
-            ));
-        }
-        if self.vanilla_epochs.contains(&0) {
-            return Err(bad(&key("vanilla_epochs"), "every value must be > 0"));
-        }
-        let shortest = self
-            .vanilla_epochs
-            .iter()
-            .copied()
-            .min()
-            .unwrap_or(vanilla.epochs);
-        for &c in &vanilla.checkpoints {
-            if !(c > 0.0 && c < shortest as f64) {
-                return Err(bad(
-                    "vanilla.checkpoints",
-                    format!("{c} is not inside (0, {shortest}) epochs of training"),
-                ));
-            }
-        }
-        if let Some(a) = self.at.iter().find(|a| !vanilla.checkpoints.contains(a)) {
-            return Err(bad(
-                &key("at"),
-                format!(
-                    "{a} is not one of vanilla.checkpoints {:?}",
-                    vanilla.checkpoints
-                ),
-            ));
-        }
-        if let Some(m) = self.magnitude.iter().find(|m| !(**m > 0.0 && **m < 1.0)) {
-            return Err(bad(
-                &key("magnitude"),
-                format!("sparsities must be in (0, 1), got {m}"),
-            ));
-        }
-        Ok(())
-    }
-
-    /// These axes with every empty one taken from `defaults`.
-    pub fn or(&self, defaults: &SweepAxes) -> SweepAxes {
-        fn pick<T: Clone>(a: &[T], b: &[T]) -> Vec<T> {
-            if a.is_empty() { b } else { a }.to_vec()
-        }
-        SweepAxes {
-            seeds: pick(&self.seeds, &defaults.seeds),
-            rho: pick(&self.rho, &defaults.rho),
-            lambda: pick(&self.lambda, &defaults.lambda),
-            vanilla_epochs: pick(&self.vanilla_epochs, &defaults.vanilla_epochs),
-            variants: pick(&self.variants, &defaults.variants),
-            at: pick(&self.at, &defaults.at),
-            magnitude: pick(&self.magnitude, &defaults.magnitude),
         }
     }
 }
@@ -264,16 +97,29 @@ fn flattened_key_error(text: &str) -> Option<String> {
     None
 }
 
-fn bad(key: &str, msg: impl std::fmt::Display) -> SweepError {
-    SweepError::Config(format!("{key}: {msg}"))
-}
-
-fn check_rho(key: &str, rho: f64) -> Result<()> {
-    if (0.0..=1.0).contains(&rho) {
-        Ok(())
-    } else {
-        Err(bad(key, format!("must be in [0, 1], got {rho}")))
+/// Checks a benchmark, its model and its vanilla training; `section` places their keys
+/// (`studies.<name>` for a study's own, empty for the base config's).
+fn validate_setting(
+    section: &str,
+    data: &DataConfig,
+    model: &ModelConfig,
+    vanilla: &VanillaConfig,
+) -> Result<()> {
+    let named = |e: String| match section {
+        "" => SweepError::Config(e),
+        _ => SweepError::Config(format!("[{section}] {e}")),
+    };
+    data.benchmark()
+        .validate()
+        .map_err(|e| named(e.to_string()))?;
+    arch(model, data)
+        .validate()
+        .map_err(|e| named(format!("model: {e}")))?;
+    vanilla.validate().map_err(|e| named(e.to_string()))?;
+    if vanilla.epochs == 0 {
+        return Err(named("vanilla.epochs: must be > 0".into()));
     }
+    Ok(())
 }
 
 impl RunConfig {
@@ -297,45 +143,38 @@ impl RunConfig {
         Ok(cfg)
     }
 
-    /// Checks the files under `data.dir` (their headers): both splits present and non-empty.
-    /// Kept apart from [`RunConfig::validate`] so a config can be listed where the data is not.
+    /// Checks the files under `data.dir` (their headers), and those of every study with a
+    /// benchmark of its own: both splits present and non-empty. Kept apart from
+    /// [`RunConfig::validate`] so a config can be listed where the data is not.
     pub fn check_data(&self) -> Result<()> {
-        self.data
-            .benchmark()
-            .check_files()
-            .map_err(|e| SweepError::Config(format!("data.dir: {e}")))
+        let own = std::iter::once((String::new(), &self.data));
+        let studies = self
+            .studies
+            .benchmarks()
+            .into_iter()
+            .map(|(name, s)| (format!("studies.{name}."), &s.data));
+        for (prefix, data) in own.chain(studies) {
+            data.benchmark()
+                .check_files()
+                .map_err(|e| SweepError::Config(format!("{prefix}data.dir: {e}")))?;
+        }
+        Ok(())
     }
 
     /// The model `[model]` names, sized for the benchmark.
     pub fn arch(&self) -> Arch {
-        let data = self.data.benchmark();
-        match self.model.name {
-            ModelName::SimpleConvNet => Arch::SimpleConvNet(ffw_nn::SimpleConvNetSpec {
-                kernel: self.model.kernel,
-                n_classes: data.n_classes(),
-            }),
-            ModelName::Mlp => Arch::Mlp(ffw_nn::MlpSpec {
-                input: data.input_len(),
-                hidden: self.model.hidden.clone(),
-                n_classes: data.n_classes(),
-            }),
-            ModelName::Resnet18 => Arch::Resnet18(ffw_nn::ResNet18Spec {
-                n_classes: data.n_classes(),
-                stem: self.model.stem,
-                width: 64,
-            }),
-        }
+        arch(&self.model, &self.data)
     }
 
     pub fn validate(&self) -> Result<()> {
-        self.data
-            .benchmark()
-            .validate()
-            .map_err(|e| SweepError::Config(e.to_string()))?;
-        self.arch().validate().map_err(|e| bad("model", e))?;
-        self.vanilla.validate()?;
-        if self.vanilla.epochs == 0 {
-            return Err(bad("vanilla.epochs", "must be > 0"));
+        validate_setting("", &self.data, &self.model, &self.vanilla)?;
+        for (name, study) in self.studies.benchmarks() {
+            validate_setting(
+                &format!("studies.{name}"),
+                &study.data,
+                &study.model,
+                &study.vanilla,
+            )?;
         }
         if self.ffw.variants.is_empty() {
             return Err(bad(
@@ -351,16 +190,12 @@ impl RunConfig {
         for (name, axes) in self.studies.declared() {
             axes.validate(&format!("studies.{name}"), &self.vanilla)?;
         }
-        let data = self.data.benchmark();
-        for (name, axes) in self.grids() {
-            if !axes.rho.is_empty() && data.rho().is_none() {
-                let section = if name == "grid" {
-                    "sweep".into()
-                } else {
-                    format!("studies.{name}")
-                };
+        for grid in self.grids() {
+            grid.axes.validate(&grid.section(), grid.vanilla)?;
+            let data = grid.data.benchmark();
+            if !grid.axes.rho.is_empty() && !data.params().contains_key("rho") {
                 return Err(bad(
-                    &format!("{section}.rho"),
+                    &format!("{}.rho", grid.section()),
                     format!("{} has no rho to vary", data.name()),
                 ));
             }
@@ -369,16 +204,34 @@ impl RunConfig {
     }
 
     /// The grids to run: each declared study, or `[sweep]` alone as the study "grid".
-    pub fn grids(&self) -> Vec<(&'static str, SweepAxes)> {
+    pub fn grids(&self) -> Vec<Grid<'_>> {
+        let grid = |name, data, model, vanilla, axes| Grid {
+            name,
+            data,
+            model,
+            vanilla,
+            axes,
+        };
         let declared = self.studies.declared();
-        if declared.is_empty() {
-            vec![("grid", self.sweep.axes.clone())]
-        } else {
-            declared
-                .into_iter()
-                .map(|(n, a)| (n, a.or(&self.sweep.axes)))
-                .collect()
+        let benchmarks = self.studies.benchmarks();
+        if declared.is_empty() && benchmarks.is_empty() {
+            return vec![grid(
+                "grid",
+                &self.data,
+                &self.model,
+                &self.vanilla,
+                self.sweep.axes.clone(),
+            )];
         }
+        let own = declared.into_iter().map(|(name, axes)| {
+            let axes = axes.or(&self.sweep.axes);
+            grid(name, &self.data, &self.model, &self.vanilla, axes)
+        });
+        let other = benchmarks.into_iter().map(|(name, s)| {
+            let axes = s.axes.or(&self.sweep.axes);
+            grid(name, &s.data, &s.model, &s.vanilla, axes)
+        });
+        own.chain(other).collect()
     }
 
     /// The output directory: `--output`, else the config's `output`, else results/<stem>.
@@ -523,7 +376,11 @@ mod tests {
         .unwrap();
         let grids = ok.grids();
         assert_eq!(grids.len(), 2);
-        assert_eq!(grids[0].1.seeds, vec![0, 1], "studies inherit [sweep] axes");
+        assert_eq!(
+            grids[0].axes.seeds,
+            vec![0, 1],
+            "studies inherit [sweep] axes"
+        );
         let err = parse(&format!("{base}[studies.lamda]\nlambda = [1]\n")).unwrap_err();
         assert!(err.to_string().contains("lamda"), "{err}");
         let err = parse(&format!("{base}[studies.epochs]\nat = [1.0]\n")).unwrap_err();
@@ -537,5 +394,44 @@ mod tests {
         assert!(err.to_string().contains("vanilla.checkpoints"), "{err}");
         let err = parse(&format!("{base}[sweep]\nretries = 2\nrho = [3.0]\n")).unwrap_err();
         assert!(err.to_string().contains("sweep.rho"), "{err}");
+    }
+
+    #[test]
+    fn a_study_on_its_own_benchmark_is_checked_under_its_name() {
+        let study = "[studies.multi_color_mnist.data]\nkind = \"multi_color_mnist\"\n\
+                     [studies.multi_color_mnist.model]\nname = \"mlp\"\n";
+        let ok = parse(&format!("{MINIMAL}{study}")).unwrap();
+        let grids = ok.grids();
+        assert_eq!(grids.len(), 1);
+        assert_eq!(grids[0].data.benchmark().name(), "multi_color_mnist");
+        assert!(matches!(grids[0].arch(), Arch::Mlp(_)));
+        let bad_data = study.replace("mnist\"\n[", "mnist\"\nseverity = 9\n[");
+        let err = parse(&format!("{MINIMAL}{bad_data}")).unwrap_err();
+        let err = err.to_string();
+        assert!(
+            err.starts_with("[studies.multi_color_mnist]") && err.contains("data.severity"),
+            "{err}"
+        );
+        let cifar = "[studies.corrupted_cifar10.data]\nkind = \"corrupted_cifar10\"\n\
+                     [studies.corrupted_cifar10.model]\nname = \"resnet18\"\n\
+                     [studies.corrupted_cifar10.axes]\nrho = [0.99, 0.95]\n";
+        let both = parse(&format!("{MINIMAL}{study}{cifar}")).unwrap();
+        let grids = both.grids();
+        let names: Vec<_> = grids.iter().map(|g| g.name).collect();
+        assert_eq!(names, ["corrupted_cifar10", "multi_color_mnist"]);
+        assert_eq!(grids[0].axes.rho, [0.99, 0.95]);
+        assert!(matches!(grids[0].arch(), Arch::Resnet18(_)));
+        let err = parse(&format!("{MINIMAL}{cifar}").replace("0.95]", "1.5]")).unwrap_err();
+        assert!(
+            err.to_string().contains("studies.corrupted_cifar10.rho"),
+            "{err}"
+        );
+        let no_rho = format!("{MINIMAL}{study}[sweep]\nrho = [0.9]\n");
+        let err = parse(&no_rho).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("studies.multi_color_mnist.rho: multi_color_mnist has no rho"),
+            "{err}"
+        );
     }
 }

@@ -6,9 +6,11 @@ use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 use serde::{Deserialize, Serialize};
 
+use crate::coordinator::Coordinator;
 use crate::error::Result;
-use crate::exec::{run_job, Coordinator, Counts, Outcome};
+use crate::exec::{run_job, Outcome};
 use crate::grid::Job;
+use crate::scheduler::Counts;
 use crate::store::Store;
 
 #[derive(Serialize, Deserialize, Debug)]

@@ -19,6 +19,8 @@ pub enum SweepError {
     #[error(transparent)]
     Nn(#[from] ffw_nn::NnError),
     #[error(transparent)]
+    Results(#[from] ffw_results::ResultsError),
+    #[error(transparent)]
     Candle(#[from] candle_core::Error),
     /// Another sweep holds the output directory.
     #[error("{0}")]

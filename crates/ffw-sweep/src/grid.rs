@@ -7,9 +7,8 @@ use ffw_nn::{Arch, Variant};
 use ffw_surgery::{FfwConfig, ProbeConfig, VanillaConfig};
 use serde::{Deserialize, Serialize};
 
-use std::collections::BTreeMap;
-
-use crate::config::{RunConfig, SweepAxes};
+use crate::config::RunConfig;
+use crate::studies::Grid;
 use ffw_data::DataConfig;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -82,9 +81,13 @@ impl Job {
         match &self.spec {
             JobSpec::Vanilla(v) => {
                 let data = v.data.benchmark();
-                let rho = data.rho().map(|r| format!(" rho={r}")).unwrap_or_default();
+                let params: String = data
+                    .params()
+                    .iter()
+                    .map(|(k, v)| format!(" {k}={v}"))
+                    .collect();
                 format!(
-                    "vanilla {}{rho} seed={} epochs={}",
+                    "vanilla {}{params} seed={} epochs={}",
                     data.name(),
                     v.seed,
                     v.vanilla.epochs
@@ -143,35 +146,36 @@ fn axis<T: Clone>(values: &[T], base: &[T]) -> Vec<T> {
 }
 
 /// The jobs of one grid: vanilla jobs first, then the jobs built on them.
-fn expand_axes(cfg: &RunConfig, axes: &SweepAxes) -> Vec<Job> {
+pub(crate) fn expand_grid(cfg: &RunConfig, grid: &Grid) -> Vec<Job> {
+    let axes = &grid.axes;
     let mut vanilla_jobs = Vec::new();
     let mut users = Vec::new();
     let variants = axis(&axes.variants, &cfg.ffw.variants);
     let starts: Vec<Option<f64>> = std::iter::once(None)
         .chain(axes.at.iter().copied().map(Some))
         .collect();
-    // A benchmark without a ρ has one data setting: its own.
+    // `rho` is the one data axis (Biased MNIST's ρ); without it, one data setting.
     let data_points: Vec<DataConfig> = if axes.rho.is_empty() {
-        vec![cfg.data.clone()]
+        vec![grid.data.clone()]
     } else {
         axes.rho
             .iter()
             .map(|&r| {
-                cfg.data
-                    .with_rho(r)
+                grid.data
+                    .with_param("rho", r)
                     .expect("validated: the benchmark has a rho")
             })
             .collect()
     };
     for data in &data_points {
         for &seed in &axis(&axes.seeds, &[cfg.seed]) {
-            for &epochs in &axis(&axes.vanilla_epochs, &[cfg.vanilla.epochs]) {
+            for &epochs in &axis(&axes.vanilla_epochs, &[grid.vanilla.epochs]) {
                 let vanilla = Job::new(JobSpec::Vanilla(VanillaSpec {
                     data: data.clone(),
-                    arch: cfg.arch(),
+                    arch: grid.arch(),
                     vanilla: VanillaConfig {
                         epochs,
-                        ..cfg.vanilla.clone()
+                        ..grid.vanilla.clone()
                     },
                     probe: cfg.ffw.settings.probe.clone(),
                     seed,
@@ -213,28 +217,28 @@ pub fn expand(cfg: &RunConfig) -> Vec<Job> {
     let mut all: Vec<Job> = cfg
         .grids()
         .iter()
-        .flat_map(|(_, axes)| expand_axes(cfg, axes))
+        .flat_map(|grid| expand_grid(cfg, grid))
         .filter(|j| seen.insert(j.id.clone()))
         .collect();
     all.sort_by_key(|j| !matches!(j.spec, JobSpec::Vanilla(_)));
     all
 }
 
-/// The job identities of each grid by study name ("grid" when no study is declared): what
-/// the report needs to build each study's table.
-pub fn study_members(cfg: &RunConfig) -> BTreeMap<String, Vec<String>> {
-    cfg.grids()
-        .iter()
-        .map(|(name, axes)| {
-            let ids = expand_axes(cfg, axes).into_iter().map(|j| j.id).collect();
-            (name.to_string(), ids)
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
+    /// The job identities of each grid by study name ("grid" when no study is declared).
+    fn study_members(cfg: &RunConfig) -> BTreeMap<String, Vec<String>> {
+        cfg.grids()
+            .iter()
+            .map(|grid| {
+                let ids = expand_grid(cfg, grid).into_iter().map(|j| j.id).collect();
+                (grid.name.to_string(), ids)
+            })
+            .collect()
+    }
 
     fn cfg(extra: &str) -> RunConfig {
         let text = format!(
@@ -286,11 +290,16 @@ mod tests {
     fn identities_are_pinned_and_zero_has_one_sign() {
         // The identities of a sweep run months ago (the report's fixture): changing how
         // identities are computed would orphan every finished sweep's results.
-        let manifest: crate::store::Manifest = serde_json::from_str(include_str!(
+        #[derive(serde::Deserialize)]
+        struct Written {
+            config: RunConfig,
+            studies: BTreeMap<String, Vec<String>>,
+        }
+        let written: Written = serde_json::from_str(include_str!(
             "../../ffw-report/tests/quick_sweep/sweep.json"
         ))
         .unwrap();
-        assert_eq!(study_members(&manifest.config), manifest.studies);
+        assert_eq!(study_members(&written.config), written.studies);
         let jobs = expand(&cfg("[sweep]\nlambda = [0.0, -0.0]\nrho = [0.0, -0.0]\n"));
         assert_eq!(
             jobs.len(),

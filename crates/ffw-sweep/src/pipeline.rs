@@ -1,27 +1,28 @@
 //! The work of one job: data → vanilla model (trained or reused) → its evaluation, or
-//! vanilla checkpoint → FFW → evaluation of the final and best masks.
+//! saved vanilla model (final or training checkpoint) → FFW → evaluation of the final and
+//! best masks.
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use ffw_data::{DataConfig, Splits};
 use ffw_nn::gate::GateSet;
-use ffw_nn::params::load_tensors;
 use ffw_nn::GateMode;
 use ffw_results::{
     CheckpointReport, FfwResult, MagnitudeResult, MaskReport, VanillaResult, SCHEMA_VERSION,
 };
-use ffw_surgery::checkpoint::{self, CheckpointCard};
 use ffw_surgery::evaluate::{evaluate_params, UnbiasedSets};
 use ffw_surgery::magnitude::magnitude_mask;
 use ffw_surgery::probe::ProbeInit;
+use ffw_surgery::saved_model::{self, ModelCard};
 use ffw_surgery::seeds::sub_seed;
 use ffw_surgery::surgery::run_ffw;
-use ffw_surgery::vanilla::{train_vanilla, VanillaOutcome};
+use ffw_surgery::vanilla::train_vanilla;
 
-use crate::error::{Result, SweepError};
+use crate::error::Result;
 use crate::grid::{FfwSpec, MagnitudeSpec, VanillaSpec};
+use crate::vanilla_files::{load_probes, load_start, load_trained, model_stem, probes_path};
 
 /// The Biased MNIST splits of a data config; `seed` is the vanilla job's, so every job built
 /// on one vanilla model sees the same images.
@@ -35,67 +36,6 @@ fn sets(splits: &Splits) -> UnbiasedSets<'_> {
         val: &splits.unbiased_val,
         test: &splits.test,
     }
-}
-
-/// File stem of a checkpoint label: `.` would read as an extension.
-fn at_label(at: Option<f64>) -> String {
-    at.map(|a| format!("-at-{}", a.to_string().replace('.', "_")))
-        .unwrap_or_default()
-}
-
-fn checkpoint_stem(dir: &Path, at: Option<f64>) -> PathBuf {
-    dir.join(format!("vanilla{}", at_label(at)))
-}
-
-fn probes_path(dir: &Path, at: Option<f64>) -> PathBuf {
-    dir.join(format!("probes{}.safetensors", at_label(at)))
-}
-
-/// The final parameters and those of every checkpoint, if `dir` holds them for this exact
-/// spec. Checkpoints are written before the final card, so a final card means all exist.
-fn load_trained(spec: &VanillaSpec, dir: &Path, device: &Device) -> Result<Option<VanillaOutcome>> {
-    let provenance = serde_json::to_value(spec).expect("specs serialise");
-    let Some((params, card)) = checkpoint::load(&checkpoint_stem(dir, None), device)? else {
-        return Ok(None);
-    };
-    if card.provenance != provenance {
-        return Ok(None);
-    }
-    let mut checkpoints = Vec::new();
-    for &at in &spec.vanilla.checkpoints {
-        match checkpoint::load(&checkpoint_stem(dir, Some(at)), device)? {
-            Some((p, _)) => checkpoints.push((at, p)),
-            None => return Ok(None),
-        }
-    }
-    Ok(Some(VanillaOutcome {
-        params,
-        history: card.history,
-        checkpoints,
-    }))
-}
-
-/// Why the files a vanilla job leaves for its dependants (the final and every
-/// `vanilla.checkpoints` checkpoint, with the privacy heads of each) are not usable, if so.
-pub fn vanilla_artifacts_unusable(spec: &VanillaSpec, dir: &Path) -> Option<String> {
-    let starts = std::iter::once(None).chain(spec.vanilla.checkpoints.iter().copied().map(Some));
-    for at in starts {
-        let stem = checkpoint_stem(dir, at);
-        match checkpoint::load(&stem, &Device::Cpu) {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                return Some(format!(
-                    "{} is missing",
-                    stem.with_extension("json").display()
-                ))
-            }
-            Err(e) => return Some(e.to_string()),
-        }
-        if let Err(e) = load_tensors(&probes_path(dir, at), &Device::Cpu) {
-            return Some(e.to_string());
-        }
-    }
-    None
 }
 
 /// Scores a vanilla parameter map with fresh privacy heads and saves the heads, which seed
@@ -130,7 +70,7 @@ fn score_vanilla(
     Ok(eval.report)
 }
 
-/// Trains (or reuses, if `dir` holds a checkpoint of this exact spec) and scores the vanilla
+/// Trains (or reuses, if `dir` holds a saved model of this exact spec) and scores the vanilla
 /// model and its checkpoints; saves them and the privacy heads fitted on each.
 pub fn run_vanilla(
     spec: &VanillaSpec,
@@ -150,14 +90,14 @@ pub fn run_vanilla(
     wall.insert("data".to_string(), t.elapsed().as_secs_f64());
 
     let t = Instant::now();
-    // A damaged checkpoint is only a lost cache: train again.
+    // A damaged saved model is only a lost cache: train again.
     let reusable = load_trained(spec, dir, device).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "unreadable vanilla checkpoint: training again");
+        tracing::warn!(error = %e, "unreadable saved vanilla model: training again");
         None
     });
     let trained = match reusable {
         Some(found) => {
-            tracing::info!(dir = %dir.display(), "reusing vanilla checkpoint");
+            tracing::info!(dir = %dir.display(), "reusing the saved vanilla model");
             found
         }
         None => {
@@ -169,7 +109,7 @@ pub fn run_vanilla(
                 seed,
                 device,
             )?;
-            let card = |epochs: usize| CheckpointCard {
+            let card = |epochs: usize| ModelCard {
                 arch: spec.arch.clone(),
                 provenance: serde_json::to_value(spec).expect("specs serialise"),
                 epochs,
@@ -177,14 +117,14 @@ pub fn run_vanilla(
                 ffw_version: env!("CARGO_PKG_VERSION").to_string(),
             };
             for (at, params) in &out.checkpoints {
-                checkpoint::save(
-                    &checkpoint_stem(dir, Some(*at)),
+                saved_model::save(
+                    &model_stem(dir, Some(*at)),
                     params,
                     &card(at.floor() as usize),
                 )?;
             }
-            checkpoint::save(
-                &checkpoint_stem(dir, None),
+            saved_model::save(
+                &model_stem(dir, None),
                 &out.params,
                 &card(spec.vanilla.epochs),
             )?;
@@ -228,48 +168,7 @@ pub fn run_vanilla(
     })
 }
 
-/// The privacy heads saved by [`run_vanilla`], one map per bias attribute.
-fn load_probes(
-    path: &Path,
-    n_attrs: usize,
-    device: &Device,
-) -> Result<Vec<HashMap<String, Tensor>>> {
-    let all = load_tensors(path, device)?;
-    let mut maps = vec![HashMap::new(); n_attrs];
-    for (key, t) in all {
-        let parsed = key
-            .split_once('.')
-            .and_then(|(a, name)| Some((a.parse::<usize>().ok()?, name.to_string())));
-        match parsed {
-            Some((a, name)) if a < n_attrs => {
-                maps[a].insert(name, t);
-            }
-            _ => {
-                return Err(SweepError::File {
-                    path: path.to_path_buf(),
-                    reason: format!("unexpected tensor {key}"),
-                });
-            }
-        }
-    }
-    Ok(maps)
-}
-
-/// The vanilla parameters a job starts from: the final model or checkpoint `at`.
-fn load_start(
-    vanilla_dir: &Path,
-    at: Option<f64>,
-    device: &Device,
-) -> Result<HashMap<String, Tensor>> {
-    let stem = checkpoint_stem(vanilla_dir, at);
-    let (params, _) = checkpoint::load(&stem, device)?.ok_or_else(|| SweepError::File {
-        path: stem.with_extension("json"),
-        reason: "vanilla checkpoint missing".into(),
-    })?;
-    Ok(params)
-}
-
-/// FFW from the vanilla job's checkpoint (in `vanilla_dir`), evaluated with fresh probes.
+/// FFW from the vanilla job's saved model (in `vanilla_dir`), evaluated with fresh probes.
 pub fn run_ffw_job(
     spec: &FfwSpec,
     vanilla: &VanillaSpec,

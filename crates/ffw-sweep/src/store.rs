@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SweepError};
 use crate::grid::{Job, JobSpec};
+pub use ffw_results::{ResultFile, RESULT_JOB_KEY};
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "snake_case")]
@@ -101,27 +102,9 @@ pub enum JobState {
     },
 }
 
-/// What `result.json` of a job holds.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ResultFile {
-    Missing,
-    Valid,
-    Damaged(String),
-}
-
-/// `sweep.json`: the config a sweep ran and the jobs of each of its studies, so a report can
-/// be built from the directory alone.
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct Manifest {
-    pub config: crate::RunConfig,
-    pub studies: std::collections::BTreeMap<String, Vec<String>>,
-}
-
 pub struct Store {
     root: PathBuf,
 }
-
-pub const MANIFEST: &str = "sweep.json";
 
 pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|e| SweepError::File {
@@ -130,10 +113,6 @@ pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<()> {
     })?;
     ffw_data::atomic::write(path, text.as_bytes()).map_err(|e| SweepError::io(path, e))
 }
-
-/// The key of `result.json` naming its job: a result copied or renamed into another job's
-/// directory is not that job's.
-pub const RESULT_JOB_KEY: &str = "job";
 
 impl Store {
     /// The store at `root`, created if needed, for a sweep that writes.
@@ -150,6 +129,10 @@ impl Store {
         }
     }
 
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     pub fn job_dir(&self, id: &str) -> PathBuf {
         self.root.join("jobs").join(id)
     }
@@ -163,24 +146,11 @@ impl Store {
         self.result_file(id) == ResultFile::Valid
     }
 
-    /// A result is valid if it is a JSON object naming this job. Results written before
-    /// results named their job carry no name and are accepted, so finished sweeps stay done.
+    /// A result is valid if it is a JSON object naming this job, of a schema this ffw reads.
+    /// Results written before results named their job carry no name and are accepted, so
+    /// finished sweeps stay done.
     pub fn result_file(&self, id: &str) -> ResultFile {
-        let path = self.result_path(id);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return ResultFile::Missing,
-            Err(e) => return ResultFile::Damaged(e.to_string()),
-        };
-        match serde_json::from_slice::<serde_json::Value>(&bytes) {
-            Ok(serde_json::Value::Object(m)) => match m.get(RESULT_JOB_KEY) {
-                None => ResultFile::Valid,
-                Some(serde_json::Value::String(j)) if j == id => ResultFile::Valid,
-                Some(other) => ResultFile::Damaged(format!("it is the result of job {other}")),
-            },
-            Ok(_) => ResultFile::Damaged("not a JSON object".into()),
-            Err(e) => ResultFile::Damaged(format!("not JSON ({e})")),
-        }
+        ffw_results::check_result(&self.result_path(id), id)
     }
 
     /// Renames a damaged `result.json` to `result.json.damaged-<unix seconds>`, so the job
@@ -198,19 +168,6 @@ impl Store {
 
     pub fn read_result(&self, id: &str) -> Result<serde_json::Value> {
         let path = self.result_path(id);
-        let text = std::fs::read_to_string(&path).map_err(|e| SweepError::io(&path, e))?;
-        serde_json::from_str(&text).map_err(|e| SweepError::File {
-            path,
-            reason: e.to_string(),
-        })
-    }
-
-    pub fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
-        write_json_atomic(&self.root.join(MANIFEST), manifest)
-    }
-
-    pub fn read_manifest(&self) -> Result<Manifest> {
-        let path = self.root.join(MANIFEST);
         let text = std::fs::read_to_string(&path).map_err(|e| SweepError::io(&path, e))?;
         serde_json::from_str(&text).map_err(|e| SweepError::File {
             path,
@@ -288,14 +245,21 @@ impl Store {
                 Some(format!("{}: {why}", self.result_path(&job.id).display()))
             }
             (ResultFile::Valid, JobSpec::Vanilla(spec)) => {
-                crate::pipeline::vanilla_artifacts_unusable(spec, &self.job_dir(&job.id))
+                crate::vanilla_files::vanilla_artifacts_unusable(spec, &self.job_dir(&job.id))
             }
             _ => None,
         }
     }
 
-    /// Each job's state from its files and the journal.
+    /// Each job's state from its files and the journal; a result of a newer schema is an
+    /// error naming the file and both versions (this ffw can neither use nor replace it).
     pub fn states(&self, jobs: &[Job]) -> Result<HashMap<String, JobState>> {
+        for j in jobs {
+            let path = self.result_path(&j.id);
+            if let Some(e) = ffw_results::check_result(&path, &j.id).newer_error(&path) {
+                return Err(e.into());
+            }
+        }
         let events = self.events()?;
         let mut failures: HashMap<&str, (usize, String)> = HashMap::new();
         let mut started: HashMap<&str, bool> = HashMap::new();
@@ -459,5 +423,39 @@ mod tests {
             r#"{"job": "someone-else"}"#
         );
         assert_eq!(store.result_file("other"), ResultFile::Missing);
+    }
+
+    #[test]
+    fn a_result_of_a_newer_schema_stops_the_sweep_naming_both_versions() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let job = Job {
+            id: "mine".into(),
+            spec: crate::grid::JobSpec::Ffw(crate::grid::FfwSpec {
+                vanilla: "v".into(),
+                at: None,
+                ffw: Default::default(),
+            }),
+        };
+        std::fs::create_dir_all(store.job_dir("mine")).unwrap();
+        let newer = ffw_results::SCHEMA_VERSION + 1;
+        let text = format!(r#"{{"job": "mine", "schema": {newer}}}"#);
+        std::fs::write(store.result_path("mine"), &text).unwrap();
+        assert!(!store.is_done("mine"));
+        let msg = store.states(&[job]).unwrap_err().to_string();
+        assert!(
+            msg.contains(&store.result_path("mine").display().to_string()),
+            "{msg}"
+        );
+        assert!(msg.contains(&format!("version {newer}")), "{msg}");
+        assert!(
+            msg.contains(&format!("up to {}", ffw_results::SCHEMA_VERSION)),
+            "{msg}"
+        );
+        // Left as it was: not set aside, not overwritten.
+        assert_eq!(
+            std::fs::read_to_string(store.result_path("mine")).unwrap(),
+            text
+        );
     }
 }

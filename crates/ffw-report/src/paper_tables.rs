@@ -4,9 +4,10 @@ use std::iter::once;
 
 use ffw_results::{MaskReport, Variant};
 
-use crate::aggregate::{group, same, Group, Key, Metric, Stat, NO_DESIGN};
+use crate::aggregate::{group, Group, Key, Metric, Stat, NO_DESIGN};
+use crate::labels::{data_label, epochs_label, num, param_name};
 use crate::paper::{self, Published};
-use crate::records::{Axis, Method, Record, Sweep};
+use crate::records::{at_base, same, Axis, Method, Record, Sweep};
 use crate::table::{Cell, Column, Table};
 
 const FFW: Method = Method::Ffw(Variant::Unstructured);
@@ -36,24 +37,18 @@ pub fn all(sweep: &Sweep) -> Vec<Table> {
     tables
 }
 
-/// Up to 4 decimals, trailing zeros dropped: 10, 0.995, 0.0167.
-pub fn num(x: f64) -> String {
-    let s = format!("{x:.4}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
-/// Epochs of training; a fraction of the first epoch as the paper writes it (1/60).
-pub fn epochs_label(x: f64) -> String {
-    let inverse = 1.0 / x;
-    if x < 1.0 && (inverse - inverse.round()).abs() < 1e-6 {
-        format!("1/{}", inverse.round())
-    } else {
-        num(x)
-    }
-}
-
 fn or_missing(x: Option<f64>, show: impl Fn(f64) -> String) -> String {
     x.map_or("–".to_string(), show)
+}
+
+/// `x` as `show` writes it, with `(mark)` after it where it is `at` (the base λ, the final
+/// epoch).
+fn marked(x: f64, at: f64, show: impl Fn(f64) -> String, mark: &str) -> String {
+    if same(x, at) {
+        format!("{} ({mark})", show(x))
+    } else {
+        show(x)
+    }
 }
 
 /// The records of a study at the base point on every axis but `free`.
@@ -62,11 +57,11 @@ fn study<'a>(
     name: &'a str,
     free: &'a [Axis],
 ) -> impl Iterator<Item = &'a Record> {
-    let base = sweep.base();
+    let base = sweep.base(name);
     sweep
         .records
         .iter()
-        .filter(move |r| r.in_study(name) && base.holds(r, free))
+        .filter(move |r| r.in_study(name) && at_base(base, r, free))
 }
 
 fn absent_note(sweep: &Sweep, name: &str) -> Option<String> {
@@ -116,29 +111,18 @@ fn comparison(
 }
 
 fn lambda(sweep: &Sweep) -> Table {
-    let base = sweep.base();
+    let base = sweep.base("lambda");
     let keyed = study(sweep, "lambda", &[Axis::Lambda])
         .filter(|r| r.method != Method::Magnitude)
         .map(|r| (vec![r.lambda], r));
     let expected = once((vec![None], Method::Vanilla))
         .chain(paper::LAMBDAS.iter().map(|&l| (vec![Some(l)], FFW)));
     let groups = group(keyed, expected);
-    let label = |k: &Key| {
-        vec![or_missing(k[0], |l| {
-            if crate::aggregate::same(l, base.lambda) {
-                format!("{} (base)", num(l))
-            } else {
-                num(l)
-            }
-        })]
-    };
+    let label = |k: &Key| vec![or_missing(k[0], |l| marked(l, base.lambda, num, "base"))];
     let (columns, rows) = comparison(&groups, &["λ"], label, |_, _| Published::NONE);
     Table {
         stem: "table1_lambda",
-        title: format!(
-            "Table 1: FFW across λ (Biased MNIST, ρ = {})",
-            num(base.rho)
-        ),
+        title: format!("Table 1: FFW across λ ({})", data_label(&base.data)),
         summary: "task and bias accuracy and sparsity of FFW for each λ, beside the vanilla \
                   model"
             .into(),
@@ -153,10 +137,10 @@ fn lambda(sweep: &Sweep) -> Table {
 }
 
 fn rho(sweep: &Sweep) -> Table {
-    let base = sweep.base();
-    let keyed = study(sweep, "rho", &[Axis::Rho])
-        .filter(|r| r.dataset == "biased_mnist" && r.method != Method::Magnitude)
-        .map(|r| (vec![Some(r.rho)], r));
+    let base = sweep.base("rho");
+    let keyed = study(sweep, "rho", &[Axis::Data])
+        .filter(|r| r.data.name == "biased_mnist" && r.method != Method::Magnitude)
+        .map(|r| (vec![r.param("rho")], r));
     let expected = paper::RHOS
         .iter()
         .flat_map(|&rho| [Method::Vanilla, FFW, FFW_STRUCTURED].map(|m| (vec![Some(rho)], m)));
@@ -228,13 +212,13 @@ fn celeba() -> Table {
 /// Table 4 from the sweep's Corrupted CIFAR-10 models at every ρ (the final models and
 /// masks at the base point otherwise), with the paper's values.
 fn corrupted_cifar10(sweep: &Sweep) -> Table {
-    let base = sweep.base();
+    let base = sweep.base("corrupted_cifar10");
     let keyed: Vec<(Key, &Record)> = sweep
         .records
         .iter()
-        .filter(|r| r.dataset == "corrupted_cifar10" && r.method != Method::Magnitude)
-        .filter(|r| base.holds(r, &[Axis::Rho]))
-        .map(|r| (vec![Some(r.rho)], r))
+        .filter(|r| r.data.name == "corrupted_cifar10" && r.method != Method::Magnitude)
+        .filter(|r| at_base(base, r, &[Axis::Data]))
+        .map(|r| (vec![r.param("rho")], r))
         .collect();
     let none = keyed.is_empty().then(|| {
         "This sweep has no Corrupted CIFAR-10 job (`[data] kind = \"corrupted_cifar10\"`): \
@@ -268,12 +252,13 @@ fn corrupted_cifar10(sweep: &Sweep) -> Table {
 
 /// Table 5 from the sweep's Multi-Color MNIST models (final masks, at the base λ), if any.
 fn multi_color_mnist(sweep: &Sweep) -> Table {
-    let base = sweep.base();
+    let base = sweep.base("multi_color_mnist");
     let ours = |method: Method| -> Vec<&MaskReport> {
         sweep
             .records
             .iter()
-            .filter(|r| r.dataset == "multi_color_mnist" && r.method == method && r.at.is_none())
+            .filter(|r| r.data.name == "multi_color_mnist" && r.method == method)
+            .filter(|r| r.at.is_none())
             .filter(|r| r.lambda.is_none_or(|l| same(l, base.lambda)))
             .filter_map(|r| r.scores.as_ref().map(|s| &s.report))
             .collect()
@@ -350,7 +335,7 @@ fn multi_color_mnist(sweep: &Sweep) -> Table {
 }
 
 fn epochs(sweep: &Sweep) -> Table {
-    let base = sweep.base();
+    let base = sweep.base("epochs");
     let keyed = study(sweep, "epochs", &[Axis::At])
         .filter(|r| r.method != Method::Magnitude)
         .map(|r| (vec![Some(r.epochs_trained())], r));
@@ -366,19 +351,15 @@ fn epochs(sweep: &Sweep) -> Table {
     let groups = group(keyed, expected);
     let label = |k: &Key| {
         vec![or_missing(k[0], |e| {
-            if crate::aggregate::same(e, final_epoch) {
-                format!("{} (final)", epochs_label(e))
-            } else {
-                epochs_label(e)
-            }
+            marked(e, final_epoch, epochs_label, "final")
         })]
     };
     let (columns, rows) = comparison(&groups, &["Epochs"], label, |_, _| Published::NONE);
     Table {
         stem: "table6_epochs",
         title: format!(
-            "Table 6: FFW from vanilla checkpoints during training (Biased MNIST, ρ = {}, λ = {})",
-            num(base.rho),
+            "Table 6: FFW from vanilla checkpoints during training ({}, λ = {})",
+            data_label(&base.data),
             num(base.lambda)
         ),
         summary: "the vanilla model after each amount of training, and FFW started from it".into(),
@@ -401,7 +382,7 @@ fn epochs(sweep: &Sweep) -> Table {
 }
 
 fn magnitude(sweep: &Sweep) -> Table {
-    let base = sweep.base();
+    let base = sweep.base("magnitude");
     let keyed = study(sweep, "magnitude", &[]).map(|r| (vec![r.magnitude_target], r));
     let expected = [(vec![None], Method::Vanilla), (vec![None], FFW)]
         .into_iter()
@@ -420,8 +401,8 @@ fn magnitude(sweep: &Sweep) -> Table {
     Table {
         stem: "table7_magnitude",
         title: format!(
-            "Table 7: global magnitude pruning versus FFW (Biased MNIST, ρ = {}, λ = {})",
-            num(base.rho),
+            "Table 7: global magnitude pruning versus FFW ({}, λ = {})",
+            data_label(&base.data),
             num(base.lambda)
         ),
         summary: "global magnitude pruning of the vanilla model at each target sparsity, \
@@ -445,47 +426,55 @@ fn magnitude(sweep: &Sweep) -> Table {
     }
 }
 
-/// A sweep without studies: one row per configuration of its grid.
+/// A sweep without studies: one row per configuration of its grid, the dataset's varied
+/// settings first.
 fn grid(sweep: &Sweep) -> Table {
-    let keyed = sweep
+    let records: Vec<&Record> = sweep
         .records
         .iter()
         .filter(|r| r.in_study("grid"))
-        .map(|r| {
-            let key = vec![
-                Some(r.rho),
+        .collect();
+    let params: std::collections::BTreeSet<&str> = records
+        .iter()
+        .flat_map(|r| r.data.params.keys().map(String::as_str))
+        .collect();
+    let keyed = records.iter().map(|&r| {
+        let key = params
+            .iter()
+            .map(|p| r.param(p))
+            .chain([
                 r.lambda,
                 r.at,
                 r.magnitude_target,
                 Some(r.vanilla_epochs as f64),
-            ];
-            (key, r)
-        });
+            ])
+            .collect();
+        (key, r)
+    });
     let groups = group(keyed, NO_DESIGN);
+    let n = params.len();
     let label = |k: &Key| {
-        vec![
-            or_missing(k[0], num),
-            or_missing(k[1], num),
-            or_missing(k[2], epochs_label),
-            or_missing(k[3], |s| num(100.0 * s)),
-            or_missing(k[4], num),
-        ]
+        k[..n]
+            .iter()
+            .map(|v| or_missing(*v, num))
+            .chain([
+                or_missing(k[n], num),
+                or_missing(k[n + 1], epochs_label),
+                or_missing(k[n + 2], |s| num(100.0 * s)),
+                or_missing(k[n + 3], num),
+            ])
+            .collect()
     };
-    let (columns, rows) = comparison(
-        &groups,
-        &[
-            "ρ",
-            "λ",
-            "From epoch",
-            "Target sparsity %",
-            "Vanilla epochs",
-        ],
-        label,
-        |_, _| Published::NONE,
-    );
+    let headers: Vec<&str> = params
+        .iter()
+        .map(|p| param_name(p))
+        .chain(["λ", "From epoch", "Target sparsity %", "Vanilla epochs"])
+        .collect();
+    let (columns, rows) = comparison(&groups, &headers, label, |_, _| Published::NONE);
+    let data = data_label(&sweep.base("grid").data);
     Table {
         stem: "table_grid",
-        title: "Every configuration of the sweep's grid".into(),
+        title: format!("Every configuration of the sweep's grid ({data})"),
         summary: "every configuration of the [sweep] grid (the config declares no studies)".into(),
         notes: vec![
             CELLS.to_string(),
@@ -495,21 +484,5 @@ fn grid(sweep: &Sweep) -> Table {
         ],
         columns,
         rows,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_read_like_the_paper() {
-        assert_eq!(num(10.0), "10");
-        assert_eq!(num(0.995), "0.995");
-        assert_eq!(num(100.0 * 0.975), "97.5");
-        assert_eq!(epochs_label(1.0 / 60.0), "1/60");
-        assert_eq!(epochs_label(0.016666666666666666), "1/60");
-        assert_eq!(epochs_label(0.3), "0.3");
-        assert_eq!(epochs_label(40.0), "40");
     }
 }
