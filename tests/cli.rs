@@ -90,6 +90,13 @@ fn a_tiny_run_is_complete_reproducible_and_reuses_its_checkpoint() {
         .collect();
     assert_eq!(jobs.len(), 3);
     assert_eq!(ra["ffw"].as_array().unwrap().len(), 2);
+    // `--device auto` on a machine without a GPU: every job records the CPU.
+    assert_eq!(ra["vanilla"]["device"]["kind"], "cpu");
+    assert!(ra["ffw"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["device"]["kind"] == "cpu" && f["device"]["index"].is_null()));
     for v in ra["ffw"].as_array().unwrap() {
         let s = v["final_mask"]["sparsity"]["global"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&s));
@@ -149,6 +156,43 @@ fn assert_fails_naming(out: &Output, needle: &str, dir: &Path) {
         !dir.join("result.json").exists(),
         "a failed run left a result behind"
     );
+}
+
+/// Asked for a GPU it cannot open (a CPU build, or no GPU on this node), `ffw run` says so in
+/// one line naming the flag, before it creates anything.
+#[test]
+fn a_gpu_that_cannot_be_opened_is_one_line_naming_the_flag() {
+    let (tmp, _, cfg) = setup();
+    let out = tmp.path().join("out");
+    let o = ffw()
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .args(["--output", out.to_str().unwrap(), "--device", "cuda"])
+        // The message itself, without the backtrace a developer's shell may ask for.
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].starts_with("Error: --device cuda: "), "{stderr}");
+    assert!(!out.exists(), "nothing is written before the device opens");
+}
+
+/// `ffw bench --compare-cpu` (the first check on a GPU node) against the CPU itself: the
+/// same start and batches give the same numbers, which it reports and accepts.
+#[test]
+fn compare_cpu_on_the_cpu_agrees_exactly() {
+    let o = ffw()
+        .args(["bench", "--device", "cpu", "--compare-cpu", "--only", "mlp"])
+        .args(["--steps", "2"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.lines().any(|l| l.starts_with("mlp ")), "{stdout}");
+    assert!(stdout.contains("agree to 0e0"), "{stdout}");
 }
 
 #[test]

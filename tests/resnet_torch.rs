@@ -126,7 +126,7 @@ fn images(n: usize, aligned: f64, seed: u64) -> Dataset {
         b.push(bias);
     }
     Dataset {
-        x,
+        x: x.into(),
         sample_shape: vec![3, 8, 8],
         y,
         n_classes: 2,

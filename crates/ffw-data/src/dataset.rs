@@ -28,6 +28,12 @@ impl From<Vec<f32>> for Inputs {
     }
 }
 
+impl FromIterator<f32> for Inputs {
+    fn from_iter<I: IntoIterator<Item = f32>>(values: I) -> Self {
+        Inputs::Memory(values.into_iter().collect())
+    }
+}
+
 impl Inputs {
     /// The values, if they are held in memory.
     pub fn in_memory(&self) -> Option<&[f32]> {

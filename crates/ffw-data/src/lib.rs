@@ -5,6 +5,7 @@
 //! and seeded orders.
 
 pub mod atomic;
+pub mod batches;
 pub mod benchmark;
 pub mod biased_mnist;
 pub mod celeba;
@@ -29,6 +30,7 @@ pub mod pickle;
 pub mod prefetch;
 pub mod seeds;
 
+pub use batches::DeviceSplit;
 pub use benchmark::{Benchmark, DataConfig};
 pub use dataset::{Batch, Dataset, Inputs, Splits};
 pub use error::{DataError, Result};

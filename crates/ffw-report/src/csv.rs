@@ -34,9 +34,11 @@ const TAIL: [&str; TAIL_COLUMNS] = [
     "best_test_bias_acc",
     "best_sparsity",
     "wall_secs",
+    "device",
+    "device_name",
 ];
 
-const TAIL_COLUMNS: usize = 23;
+const TAIL_COLUMNS: usize = 25;
 
 fn opt(x: Option<f64>) -> String {
     x.map(|v| v.to_string()).unwrap_or_default()
@@ -64,6 +66,7 @@ fn row(r: &Record, params: &[&str]) -> Vec<String> {
     let report: Option<&MaskReport> = scores.map(|s| &s.report);
     let sparsity = report.and_then(|m| m.sparsity.as_ref());
     let best = scores.and_then(|s| s.best_intermediate.as_ref());
+    let device = scores.and_then(|s| s.device.as_ref());
     let [test_task, test_bias, test_mi] = split(report.map(|m| &m.test));
     let [val_task, val_bias, val_mi] = split(report.map(|m| &m.val));
     let lead = [
@@ -105,6 +108,8 @@ fn row(r: &Record, params: &[&str]) -> Vec<String> {
         opt(best.and_then(|(_, m)| mean(&m.test.bias_acc))),
         opt(best.and_then(|(_, m)| m.sparsity.as_ref().map(|s| s.global))),
         opt(scores.and_then(|s| s.wall_secs)),
+        device.map_or(String::new(), |d| d.to_string()),
+        device.map_or(String::new(), |d| d.name.clone()),
     ];
     lead.into_iter().chain(settings).chain(tail).collect()
 }
@@ -144,6 +149,6 @@ mod tests {
         let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
         assert_eq!(text, "a;b,\"a,b\",\"say \"\"x\"\"\",\n");
         assert!(jobs_csv(&[]).starts_with("job,kind,variant,"));
-        assert!(jobs_csv(&[]).ends_with("wall_secs\n"));
+        assert!(jobs_csv(&[]).ends_with("wall_secs,device,device_name\n"));
     }
 }

@@ -19,6 +19,12 @@ pub enum ReportError {
     Font { path: PathBuf, reason: String },
     #[error("drawing {path}: {reason}")]
     Figure { path: PathBuf, reason: String },
+    #[error(
+        "{dir}: jobs ran on different kinds of device ({counts}); their numbers differ in the \
+         last digits, so no table mixes them: rerun the jobs of one kind (delete their \
+         jobs/<id>/result.json) or pass --mixed-devices"
+    )]
+    MixedDevices { dir: PathBuf, counts: String },
     #[error(transparent)]
     Results(#[from] ffw_results::ResultsError),
 }

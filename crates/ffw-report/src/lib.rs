@@ -10,6 +10,7 @@
 //! The report reads only result files (`ffw-results`): no training stack.
 pub mod aggregate;
 pub mod csv;
+pub mod devices;
 pub mod error;
 pub mod figures;
 pub mod index;
@@ -68,10 +69,27 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
     Ok(Manifest::read(dir)?)
 }
 
+/// What the user allows a report to do.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReportOptions {
+    /// Put results from CPUs and GPUs in the same tables ([`devices::check_not_mixed`]).
+    pub mixed_devices: bool,
+}
+
+/// [`write_report_with`] the default options.
+pub fn write_report(dir: &Path, manifest: Manifest) -> Result<ReportSummary> {
+    write_report_with(dir, manifest, ReportOptions::default())
+}
+
 /// Reads the results of the sweep in `dir` that `manifest` lists and writes the report into
 /// `dir/report/`, replacing an earlier one's files.
-pub fn write_report(dir: &Path, manifest: Manifest) -> Result<ReportSummary> {
+pub fn write_report_with(
+    dir: &Path,
+    manifest: Manifest,
+    options: ReportOptions,
+) -> Result<ReportSummary> {
     let sweep = records::Sweep::load(dir, manifest)?;
+    devices::check_not_mixed(&sweep, options.mixed_devices)?;
     // Before writing anything: without a font no figure can be drawn.
     plot::register_font()?;
     let out = dir.join(REPORT_DIR);

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use ffw_results::{
-    BasePoint, DataPoint, FfwResult, JobEntry, JobKind, MagnitudeResult, Manifest, MaskReport,
-    ResultFile, VanillaResult, Variant,
+    BasePoint, DataPoint, DeviceInfo, FfwResult, JobEntry, JobKind, MagnitudeResult, Manifest,
+    MaskReport, ResultFile, VanillaResult, Variant,
 };
 use serde::de::DeserializeOwned;
 
@@ -89,6 +89,8 @@ pub struct Scores {
     pub best_intermediate: Option<(usize, MaskReport)>,
     /// None for vanilla checkpoints, which are timed with their job.
     pub wall_secs: Option<f64>,
+    /// Where the job ran; none in results written before devices were recorded.
+    pub device: Option<DeviceInfo>,
 }
 
 impl Record {
@@ -198,6 +200,7 @@ impl Sweep {
                             report: r.report.clone(),
                             best_intermediate: None,
                             wall_secs: Some(r.wall_secs.values().sum()),
+                            device: r.device.clone(),
                         }),
                         ..record(Method::Vanilla)
                     });
@@ -211,6 +214,7 @@ impl Sweep {
                                 report: c.report.clone(),
                                 best_intermediate: None,
                                 wall_secs: None,
+                                device: result.as_ref().and_then(|r| r.device.clone()),
                             }),
                             ..record(Method::Vanilla)
                         });
@@ -227,6 +231,7 @@ impl Sweep {
                             report: r.final_mask,
                             best_intermediate: r.best_intermediate,
                             wall_secs: Some(r.wall_secs),
+                            device: r.device,
                         }),
                         ..record(Method::Ffw(variant))
                     });
@@ -238,6 +243,7 @@ impl Sweep {
                             report: r.report,
                             best_intermediate: None,
                             wall_secs: Some(r.wall_secs),
+                            device: r.device,
                         }),
                         ..record(Method::Magnitude)
                     });

@@ -4,10 +4,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ffw_report::{read_manifest, write_report, ReportError, ReportSummary};
+use ffw_report::{
+    read_manifest, write_report, write_report_with, ReportError, ReportOptions, ReportSummary,
+};
 use ffw_results::{
-    CheckpointReport, FfwResult, LayerSparsity, MagnitudeResult, MaskReport, ResultsError,
-    Sparsity, SplitScores, VanillaResult, SCHEMA_VERSION,
+    CheckpointReport, DeviceInfo, DeviceKind, FfwResult, LayerSparsity, MagnitudeResult,
+    MaskReport, ResultsError, Sparsity, SplitScores, VanillaResult, SCHEMA_VERSION,
 };
 use ffw_sweep::grid::{expand, JobSpec};
 use ffw_sweep::manifest::SweepManifest;
@@ -104,6 +106,7 @@ fn result(spec: &JobSpec, seed: u64) -> Option<serde_json::Value> {
                 })
                 .collect(),
             wall_secs: BTreeMap::from([("vanilla".to_string(), 10.0)]),
+            device: Some(cpu()),
         }),
         JobSpec::Ffw(f) => {
             let final_mask = match (f.at, f.ffw.lambda as u32) {
@@ -122,6 +125,8 @@ fn result(spec: &JobSpec, seed: u64) -> Option<serde_json::Value> {
                 epochs: vec![],
                 temperature_changes: vec![],
                 wall_secs: 5.0,
+                // As results written before devices were recorded.
+                device: None,
             })
         }
         JobSpec::Magnitude(m) => {
@@ -135,10 +140,19 @@ fn result(spec: &JobSpec, seed: u64) -> Option<serde_json::Value> {
                 sparsity_target: m.sparsity,
                 report,
                 wall_secs: 1.0,
+                device: None,
             })
         }
     };
     Some(value.unwrap())
+}
+
+fn cpu() -> DeviceInfo {
+    DeviceInfo {
+        kind: DeviceKind::Cpu,
+        index: None,
+        name: "test CPU".into(),
+    }
 }
 
 /// Writes the sweep of `config` as `ffw sweep` would have left it. Jobs that never ran have
@@ -326,6 +340,46 @@ fn jobs_csv_has_every_job_its_studies_and_empty_fields_when_missing() {
         .find(|r| r[col("kind")] == "vanilla" && r[col("at")] == "0.5")
         .unwrap();
     assert_eq!(checkpoint[col("test_task_acc")], "0.15000000000000002");
+    // The device as the result records it; empty where an older result does not.
+    assert_eq!(
+        (checkpoint[col("device")], checkpoint[col("device_name")]),
+        ("cpu", "test CPU")
+    );
+    assert_eq!(base_ffw[0][col("device")], "");
+}
+
+/// One FFW result from a GPU among CPU results: the tables refuse to average them unless
+/// the user allows it, and then jobs.csv says which ran where.
+#[test]
+fn results_from_cpus_and_gpus_are_not_mixed_unless_asked() {
+    let config = format!("{BASE}{STUDIES}");
+    let tmp = sweep_dir(&config);
+    let cfg: RunConfig = toml::from_str(&config).unwrap();
+    let ffw = expand(&cfg)
+        .into_iter()
+        .find(|j| matches!(&j.spec, JobSpec::Ffw(f) if f.ffw.lambda == 2.0))
+        .unwrap();
+    let path = Store::at(tmp.path()).result_path(&ffw.id);
+    let mut gpu: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    gpu["device"] = serde_json::json!({"kind": "cuda", "index": 1, "name": "NVIDIA H100"});
+    std::fs::write(&path, gpu.to_string()).unwrap();
+
+    let err = report(tmp.path()).unwrap_err();
+    assert!(matches!(err, ReportError::MixedDevices { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("1 on cuda"), "{text}");
+    assert!(text.contains("3 on cpu"), "{text}");
+    assert!(text.contains("--mixed-devices"), "{text}");
+    assert!(!tmp.path().join("report/jobs.csv").exists());
+
+    let options = ReportOptions {
+        mixed_devices: true,
+    };
+    write_report_with(tmp.path(), read_manifest(tmp.path()).unwrap(), options).unwrap();
+    let csv = read(tmp.path(), "jobs.csv");
+    let row = csv.lines().find(|l| l.starts_with(&ffw.id)).unwrap();
+    assert!(row.ends_with(",cuda:1,NVIDIA H100"), "{row}");
 }
 
 #[test]

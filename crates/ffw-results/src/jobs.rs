@@ -3,6 +3,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::device::DeviceInfo;
 use crate::schema::unversioned;
 use crate::scores::{MaskReport, SplitScores};
 
@@ -75,6 +76,9 @@ pub struct VanillaResult {
     #[serde(default)]
     pub checkpoints: Vec<CheckpointReport>,
     pub wall_secs: BTreeMap<String, f64>,
+    /// Where the job ran; absent in results written before devices were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceInfo>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -101,6 +105,9 @@ pub struct FfwResult {
     pub epochs: Vec<FfwEpoch>,
     pub temperature_changes: Vec<TemperatureChange>,
     pub wall_secs: f64,
+    /// Where the job ran; absent in results written before devices were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceInfo>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -112,4 +119,7 @@ pub struct MagnitudeResult {
     pub sparsity_target: f64,
     pub report: MaskReport,
     pub wall_secs: f64,
+    /// Where the job ran; absent in results written before devices were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceInfo>,
 }

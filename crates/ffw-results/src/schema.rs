@@ -156,6 +156,7 @@ mod tests {
         let r: MagnitudeResult = read_result(&write(&dir, V1)).unwrap();
         assert_eq!(r.schema, 1);
         assert_eq!(r.report.test.task_acc, 0.4);
+        assert!(r.device.is_none(), "no device recorded before devices were");
     }
 
     #[test]

@@ -32,25 +32,46 @@ impl AugmentConfig {
         if self.is_off() {
             return Ok(x.clone());
         }
-        let (b, c, h, w) = x.dims4()?;
+        let (b, c, _, _) = x.dims4()?;
         if !self.fill.is_empty() && self.fill.len() != c {
             candle_core::bail!(
                 "vanilla.augment.fill has {} values for {c} channels",
                 self.fill.len()
             );
         }
-        let src = x.flatten_all()?.to_vec1::<f32>()?;
-        let mut out = vec![0f32; src.len()];
+        let draws = self.draws(b, seed, epoch, batch);
+        if x.device().is_cpu() {
+            self.on_host(x, &draws)
+        } else {
+            self.on_device(x, &draws)
+        }
+    }
+
+    /// Per image, the crop's offsets in the padded image and the flip, as torchvision draws
+    /// them.
+    fn draws(&self, images: usize, seed: u64, epoch: usize, batch: usize) -> Vec<Draw> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(((epoch as u64) << 32) | batch as u64);
         let p = self.crop_padding;
-        for (img, dst) in src
+        (0..images)
+            .map(|_| {
+                let (dy, dx) = (rng.gen_range(0..=2 * p), rng.gen_range(0..=2 * p));
+                let flip = self.hflip && rng.gen_bool(0.5);
+                Draw { dy, dx, flip }
+            })
+            .collect()
+    }
+
+    fn on_host(&self, x: &Tensor, draws: &[Draw]) -> Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
+        let src = x.flatten_all()?.to_vec1::<f32>()?;
+        let mut out = vec![0f32; src.len()];
+        let p = self.crop_padding;
+        for ((img, dst), &Draw { dy, dx, flip }) in src
             .chunks_exact(c * h * w)
             .zip(out.chunks_exact_mut(c * h * w))
+            .zip(draws)
         {
-            // Offsets of the crop in the padded image, then the flip, as torchvision draws them.
-            let (dy, dx) = (rng.gen_range(0..=2 * p), rng.gen_range(0..=2 * p));
-            let flip = self.hflip && rng.gen_bool(0.5);
             for ch in 0..c {
                 let fill = self.fill.get(ch).copied().unwrap_or(0.0);
                 let plane = &img[ch * h * w..(ch + 1) * h * w];
@@ -71,6 +92,48 @@ impl AugmentConfig {
         }
         Tensor::from_vec(out, (b, c, h, w), x.device())
     }
+
+    /// The same crop and flip as two gathers from the padded batch on its device: the images
+    /// never travel to the host, only the per-image row and column indices travel there.
+    fn on_device(&self, x: &Tensor, draws: &[Draw]) -> Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
+        let (p, dev) = (self.crop_padding, x.device());
+        let (hp, wp) = (h + 2 * p, w + 2 * p);
+        let fill: Vec<f32> = (0..c)
+            .map(|ch| self.fill.get(ch).copied().unwrap_or(0.0))
+            .collect();
+        let padded = Tensor::from_vec(fill, (1, c, 1, 1), dev)?
+            .broadcast_as((b, c, hp, wp))?
+            .contiguous()?
+            .slice_assign(&[0..b, 0..c, p..p + h, p..p + w], x)?;
+        // Output row r of an image is padded row r + dy; column col is padded column
+        // col + dx, or (w − 1 − col) + dx when the image is flipped.
+        let rows: Vec<u32> = draws
+            .iter()
+            .flat_map(|d| (0..h).map(move |r| (r + d.dy) as u32))
+            .collect();
+        let cols: Vec<u32> = draws
+            .iter()
+            .flat_map(|d| {
+                (0..w).map(move |col| (if d.flip { w - 1 - col } else { col } + d.dx) as u32)
+            })
+            .collect();
+        let rows = Tensor::from_vec(rows, (b, 1, h, 1), dev)?
+            .broadcast_as((b, c, h, wp))?
+            .contiguous()?;
+        let cols = Tensor::from_vec(cols, (b, 1, 1, w), dev)?
+            .broadcast_as((b, c, h, w))?
+            .contiguous()?;
+        padded.gather(&rows, 2)?.gather(&cols, 3)
+    }
+}
+
+/// One image's augmentation: crop offsets in the padded image, and the flip.
+#[derive(Clone, Copy, Debug)]
+struct Draw {
+    dy: usize,
+    dx: usize,
+    flip: bool,
 }
 
 #[cfg(test)]
@@ -155,6 +218,23 @@ mod tests {
             }
         }
         assert!(flips > 0 && shifts > 0);
+    }
+
+    /// The gathers a GPU runs give the host loop's values exactly (checked here on the CPU).
+    #[test]
+    fn the_device_path_equals_the_host_path() {
+        let cfg = AugmentConfig {
+            crop_padding: 2,
+            hflip: true,
+            fill: vec![-1., -2., -3.],
+        };
+        let x = image();
+        for batch in 0..10 {
+            let draws = cfg.draws(2, 5, 1, batch);
+            let host = values(&cfg.on_host(&x, &draws).unwrap());
+            assert_eq!(values(&cfg.on_device(&x, &draws).unwrap()), host);
+            assert_eq!(values(&cfg.apply(&x, 5, 1, batch).unwrap()), host);
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Forward passes over a whole split: bottleneck features and task logits, computed once
 //! per parameter map and reused by every probe epoch and metric (the encoder is fixed then).
-use candle_core::{Device, Tensor};
-use ffw_data::Dataset;
+use candle_core::{DType, Device, Tensor};
+use ffw_data::{Dataset, DeviceSplit};
 use ffw_nn::Model;
 
 use crate::error::Result;
@@ -24,12 +24,13 @@ pub struct Encoded {
 /// Features and logits of every sample, BatchNorm in inference mode.
 pub fn encode(model: &Model, data: &Dataset, device: &Device) -> Result<Encoded> {
     let all: Vec<usize> = (0..data.len()).collect();
+    let split = DeviceSplit::new(data, device)?;
     let mut feats = Vec::new();
     let mut logits = Vec::new();
     let batch = EVAL_BATCH
         .min(EVAL_BATCH_VALUES / data.sample_len().max(1))
         .max(1);
-    for item in data.batches(&all, batch, None, device) {
+    for item in split.pass(&all, batch, None) {
         let (_, b) = item?;
         let f = model.features(&b.x, false)?.detach();
         logits.push(model.head(&f)?.detach());
@@ -52,17 +53,23 @@ pub fn encode(model: &Model, data: &Dataset, device: &Device) -> Result<Encoded>
 
 /// Fraction of rows whose arg-max equals the label.
 pub fn accuracy(logits: &Tensor, labels: &Tensor) -> Result<f64> {
-    let n = labels.dim(0)?;
-    if n == 0 {
+    if labels.dim(0)? == 0 {
         return Ok(f64::NAN);
     }
+    Ok(accuracy_on_device(logits, labels)?.to_scalar::<f64>()?)
+}
+
+/// [`accuracy`] as an f64 scalar tensor left on the device (no read-back): the hit count in
+/// f32, widened, divided by the row count.
+pub fn accuracy_on_device(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    let n = Tensor::new(labels.dim(0)? as f64, labels.device())?;
     let hits = logits
         .argmax(1)?
         .eq(labels)?
-        .to_dtype(candle_core::DType::F32)?
+        .to_dtype(DType::F32)?
         .sum_all()?
-        .to_scalar::<f32>()?;
-    Ok(hits as f64 / n as f64)
+        .to_dtype(DType::F64)?;
+    Ok(hits.div(&n)?)
 }
 
 /// Task accuracy of the predictions `pred` on the samples `select` picks; `None` for a group

@@ -20,6 +20,10 @@ pub enum SurgeryError {
     SavedModel { path: PathBuf, reason: String },
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error("not supported: {0}")]
+    Unsupported(String),
+    #[error(transparent)]
+    Placement(#[from] ffw_placement::PlacementError),
     /// A stop was requested ([`crate::interrupt`]): SIGTERM or SIGINT.
     #[error("interrupted")]
     Interrupted,

@@ -6,6 +6,7 @@
 
 pub mod augment;
 pub mod config;
+pub mod data_parallel;
 pub mod encode;
 pub mod error;
 pub mod evaluate;
@@ -15,6 +16,7 @@ pub mod mi;
 pub mod optim;
 pub mod probe;
 pub mod progress;
+pub mod running;
 pub mod saved_model;
 pub mod schedule;
 pub mod seeds;

@@ -5,13 +5,16 @@ use std::time::{Duration, Instant};
 use candle_core::{Device, Tensor};
 use ffw_data::dataset::epoch_order;
 use ffw_nn::{ParamStore, PrivacyHead};
+use ffw_placement::{Collective, Solo};
 
 use crate::config::ProbeConfig;
+use crate::data_parallel::all_reduce_grads;
 use crate::encode::accuracy;
 use crate::error::{Result, SurgeryError};
 use crate::mi::mutual_information;
 use crate::optim::{Optimizer, Sgd};
 use crate::progress::Heartbeat;
+use crate::running::RunningSum;
 use crate::schedule::Plateau;
 
 /// Probe epochs are short and a fit runs every FFW epoch: one line per epoch would flood a
@@ -86,10 +89,26 @@ impl Probe {
     }
 
     /// One SGD step on the probe's own cross-entropy; `features` must already be detached.
-    pub fn step(&mut self, features: &Tensor, labels: &Tensor) -> Result<f32> {
-        let loss = candle_nn::loss::cross_entropy(&self.head.forward(features)?, labels)?;
-        self.opt.step(&loss.backward()?)?;
-        Ok(loss.to_scalar::<f32>()?)
+    /// Returns the loss as a scalar tensor left on the device.
+    pub fn step(&mut self, features: &Tensor, labels: &Tensor) -> Result<Tensor> {
+        self.step_in(features, labels, 1.0, &Solo)
+    }
+
+    /// [`Self::step`] on one rank of a data-parallel `group`: the loss weighted by this
+    /// rank's `share` of the global minibatch, the gradients summed over the group.
+    pub fn step_in(
+        &mut self,
+        features: &Tensor,
+        labels: &Tensor,
+        share: f64,
+        group: &dyn Collective,
+    ) -> Result<Tensor> {
+        let loss =
+            (candle_nn::loss::cross_entropy(&self.head.forward(features)?, labels)? * share)?;
+        let mut grads = loss.backward()?;
+        all_reduce_grads(&mut grads, &self.store.trainable(), group)?;
+        self.opt.step(&grads)?;
+        Ok(loss)
     }
 
     pub fn accuracy(&self, features: &Tensor, labels: &Tensor) -> Result<f64> {
@@ -100,22 +119,24 @@ impl Probe {
     /// softmax output (the quantity the temperature schedule watches).
     pub fn mean_mi(&self, features: &Tensor, labels: &Tensor, batch: usize) -> Result<f64> {
         let n = labels.dim(0)?;
-        let mut total = 0.0;
+        let mut total = RunningSum::default();
         let mut count = 0usize;
         let mut start = 0;
         while start < n {
             let len = batch.min(n - start);
             let p =
                 candle_nn::ops::softmax_last_dim(&self.logits(&features.narrow(0, start, len)?)?)?;
-            total +=
-                mutual_information(&p, &labels.narrow(0, start, len)?)?.to_scalar::<f32>()? as f64;
+            total.add(
+                &mutual_information(&p, &labels.narrow(0, start, len)?)?,
+                1.0,
+            )?;
             count += 1;
             start += len;
         }
         Ok(if count == 0 {
             f64::NAN
         } else {
-            total / count as f64
+            total.value()? / count as f64
         })
     }
 }
@@ -135,18 +156,21 @@ pub fn fit_heads(
     };
     let n = features.dim(0)?;
     train_to_plateau(&cfg, |epoch| {
-        let mut totals = vec![0.0f64; probes.len()];
+        let mut totals: Vec<RunningSum> = probes.iter().map(|_| RunningSum::default()).collect();
         let mut batches = 0usize;
         for chunk in epoch_order(n, seed, epoch as u64).chunks(cfg.batch_size) {
             crate::interrupt::check()?;
             let idx = Tensor::from_iter(chunk.iter().map(|&i| i as u32), features.device())?;
             let x = features.index_select(&idx, 0)?;
             for ((probe, y), total) in probes.iter_mut().zip(labels).zip(&mut totals) {
-                *total += probe.step(&x, &y.index_select(&idx, 0)?)? as f64;
+                total.add(&probe.step(&x, &y.index_select(&idx, 0)?)?, 1.0)?;
             }
             batches += 1;
         }
-        Ok(totals.iter().map(|t| t / batches.max(1) as f64).collect())
+        totals
+            .iter()
+            .map(|t| Ok(t.value()? / batches.max(1) as f64))
+            .collect()
     })
 }
 

@@ -5,13 +5,15 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor, D};
 use ffw_data::dataset::epoch_order;
-use ffw_data::{Batch, Dataset};
+use ffw_data::{Batch, Dataset, DeviceSplit};
 use ffw_nn::{GateMode, GateSet, Model, ModelSpec};
+use ffw_placement::{Collective, Solo};
 use ffw_results::{FfwEpoch, MaskReport, SplitScores, TemperatureChange};
 
 use crate::config::FfwConfig;
+use crate::data_parallel::all_reduce_grads;
 use crate::encode::encode;
 use crate::error::{Result, SurgeryError};
 use crate::evaluate::{evaluate_params, frozen_model, model_from, scores, UnbiasedSets};
@@ -19,6 +21,7 @@ use crate::mi::mutual_information;
 use crate::optim::{Adam, Optimizer};
 use crate::probe::{fit_heads, Probe, ProbeInit};
 use crate::progress;
+use crate::running::RunningSum;
 use crate::seeds::sub_seed;
 
 pub struct FfwOutcome {
@@ -67,57 +70,84 @@ impl<'a> Surgery<'a> {
 
     /// One minibatch (PROTOCOL §3): backward `α·CE + λ·mean(MI)` into the gates, one step of
     /// every privacy head on its own loss over the detached features, one gate step.
-    /// Returns the batch's (CE, mean MI).
-    pub fn gate_step(&mut self, b: &Batch, mode: GateMode) -> Result<(f64, f64)> {
+    /// Returns the batch's (CE, mean MI) as scalar tensors left on the device.
+    pub fn gate_step(&mut self, b: &Batch, mode: GateMode) -> Result<(Tensor, Tensor)> {
+        self.gate_step_in(b, b.y.dim(0)?, mode, &Solo)
+    }
+
+    /// [`Self::gate_step`] on one rank of a data-parallel `group` ([`crate::data_parallel`]):
+    /// `b` is this rank's slice of a global minibatch of `global_len` samples. The CE is
+    /// weighted by the slice's share; the MI, a per-batch estimate, is computed on the
+    /// probabilities and bias labels gathered from the whole group (every rank computes the
+    /// same value; gradients reach each rank's own samples); the gradients of the gates and
+    /// of the heads are summed over the group before their steps. Returns this rank's share
+    /// of the global CE, and the MI.
+    pub fn gate_step_in(
+        &mut self,
+        b: &Batch,
+        global_len: usize,
+        mode: GateMode,
+        group: &dyn Collective,
+    ) -> Result<(Tensor, Tensor)> {
         let model = model_from(
             self.arch,
             &self.gates.effective_params(self.base, mode)?,
             self.device,
         )?;
         let features = model.features(&b.x, false)?;
-        let ce = candle_nn::loss::cross_entropy(&model.head(&features)?, &b.y)?;
+        let share = b.y.dim(0)? as f64 / global_len as f64;
+        let ce = (candle_nn::loss::cross_entropy(&model.head(&features)?, &b.y)? * share)?;
         let mut mi_terms = Vec::with_capacity(self.probes.len());
         for (probe, bias) in self.probes.iter().zip(&b.biases) {
-            let p = candle_nn::ops::softmax_last_dim(&probe.logits(&features)?)?;
-            mi_terms.push(mutual_information(&p, bias)?);
+            // candle-nn's softmax_last_dim records no backward: the MI would not reach the gates.
+            let p = candle_nn::ops::softmax(&probe.logits(&features)?, D::Minus1)?;
+            let all_bias = group.all_gather(bias)?.to_dtype(DType::U32)?;
+            mi_terms.push(mutual_information(&group.all_gather(&p)?, &all_bias)?);
         }
         let mi = (Tensor::stack(&mi_terms, 0)?.sum_all()? / self.probes.len() as f64)?;
         let objective = ((&ce * self.cfg.alpha)? + (&mi * self.cfg.lambda)?)?;
         // Only the gate gradients of this backward are used; the heads learn from their
         // own loss on detached features.
-        let grads = objective.backward()?;
+        let mut grads = objective.backward()?;
         let detached = features.detach();
         for (probe, bias) in self.probes.iter_mut().zip(&b.biases) {
-            probe.step(&detached, bias)?;
+            probe.step_in(&detached, bias, share, group)?;
         }
+        all_reduce_grads(&mut grads, &self.gates.vars(), group)?;
         self.gate_opt.step(&grads)?;
-        Ok((ce.to_scalar::<f32>()? as f64, mi.to_scalar::<f32>()? as f64))
+        Ok((ce, mi))
+    }
+
+    /// The privacy heads' parameters, one map per bias attribute.
+    pub fn heads(&self) -> Result<Vec<HashMap<String, Tensor>>> {
+        self.probes.iter().map(Probe::params).collect()
     }
 
     /// One epoch of gate steps over `train` in a seeded order; the epoch-mean (CE, MI).
     /// Fails on a non-finite objective or gate, naming the gated layer.
     fn gate_epoch(
         &mut self,
-        train: &Dataset,
+        train: &DeviceSplit,
         order_seed: u64,
         epoch: usize,
         mode: GateMode,
     ) -> Result<(f64, f64)> {
-        let (mut ce_sum, mut mi_sum, mut batches) = (0.0f64, 0.0f64, 0usize);
-        let order = epoch_order(train.len(), order_seed, epoch as u64);
-        for item in train.batches(&order, self.cfg.batch_size, None, self.device) {
+        let (mut ce_sum, mut mi_sum, mut batches) =
+            (RunningSum::default(), RunningSum::default(), 0usize);
+        let order = epoch_order(train.data().len(), order_seed, epoch as u64);
+        for item in train.pass(&order, self.cfg.batch_size, None) {
             crate::interrupt::check()?;
             let (chunk, b) = item?;
             if chunk.len() < 2 {
                 continue; // MI is undefined on a single sample.
             }
             let (ce, mi) = self.gate_step(&b, mode)?;
-            ce_sum += ce;
-            mi_sum += mi;
+            ce_sum.add(&ce, 1.0)?;
+            mi_sum.add(&mi, 1.0)?;
             batches += 1;
         }
         let n = batches.max(1) as f64;
-        let (ce, mi) = (ce_sum / n, mi_sum / n);
+        let (ce, mi) = (ce_sum.value()? / n, mi_sum.value()? / n);
         let non_finite = |what: String, value: f64| SurgeryError::NonFinite {
             phase: "ffw",
             what,
@@ -256,6 +286,7 @@ pub fn run_ffw(
         cfg.temperature_threshold,
     );
     let order_seed = sub_seed(seed, "ffw-order");
+    let train_batches = DeviceSplit::new(sets.train, device)?;
     let mut history = Vec::new();
     let mut temperature_changes = Vec::new();
     let mut best = BestMask::default();
@@ -268,7 +299,7 @@ pub fn run_ffw(
         let soft = |t: f64| GateMode::Soft { temperature: t };
         let epoch_temperature = temperature.value;
         let (train_ce, train_mi) =
-            surgery.gate_epoch(sets.train, order_seed, epoch, soft(epoch_temperature))?;
+            surgery.gate_epoch(&train_batches, order_seed, epoch, soft(epoch_temperature))?;
 
         // Refine the heads to plateau on the current gated encoder, then watch validation MI.
         let (probe_epochs, model) = surgery.fit_heads(
@@ -346,14 +377,57 @@ pub fn run_ffw(
     }
     pb.finish_and_clear();
     Ok(FfwOutcome {
-        heads: surgery
-            .probes
-            .iter()
-            .map(Probe::params)
-            .collect::<Result<_>>()?,
+        heads: surgery.heads()?,
         gates: surgery.gates,
         history,
         temperature_changes,
         best: best.0.map(|(e, g, _)| (e, g)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ffw_nn::{Arch, MlpSpec, ParamStore};
+
+    /// With the CE switched off, the MI alone must still move the gates of the layers before
+    /// the bottleneck: its gradient has to pass the probe's softmax.
+    #[test]
+    fn the_mi_term_alone_moves_the_gates() {
+        let device = Device::Cpu;
+        let arch = Arch::Mlp(MlpSpec {
+            input: 6,
+            hidden: vec![8],
+            n_classes: 2,
+        });
+        let store = ParamStore::new(3, &device);
+        arch.build(store.var_builder()).unwrap();
+        let base = store.snapshot().unwrap();
+        let cfg = FfwConfig {
+            alpha: 0.0,
+            ..FfwConfig::default()
+        };
+        let probe = Probe::new(8, 2, &cfg.probe, 4, &device).unwrap();
+        let mut surgery = Surgery::new(&arch, &base, &cfg, vec![probe], &device).unwrap();
+        let n = 16;
+        let data = Dataset {
+            x: (0..n * 6)
+                .map(|i| ((i * 37 % 17) as f32 / 8.0) - 1.0)
+                .collect(),
+            sample_shape: vec![6],
+            y: (0..n).map(|i| (i % 2) as u32).collect(),
+            n_classes: 2,
+            biases: vec![(0..n).map(|i| (i / 2 % 2) as u32).collect()],
+            n_bias_classes: vec![2],
+            aligned: vec![vec![0, 1]],
+        };
+        let all: Vec<usize> = (0..n).collect();
+        let b = data.batch(&all, &device).unwrap();
+        surgery
+            .gate_step(&b, GateMode::Soft { temperature: 1.0 })
+            .unwrap();
+        let fc1 = surgery.gates.layers[0].m.as_tensor();
+        let moved = fc1.abs().unwrap().max_all().unwrap();
+        assert!(moved.to_scalar::<f32>().unwrap() > 0.0, "no MI gradient");
+    }
 }

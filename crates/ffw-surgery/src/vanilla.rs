@@ -5,7 +5,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use ffw_data::dataset::epoch_order;
 use ffw_data::seeds::epoch_seed;
-use ffw_data::{Batch, Dataset};
+use ffw_data::{Batch, Dataset, DeviceSplit};
 use ffw_nn::{Model, ModelSpec, ParamStore};
 use ffw_results::VanillaEpoch;
 
@@ -13,6 +13,7 @@ use crate::config::{OptimizerConfig, VanillaConfig};
 use crate::error::{Result, SurgeryError};
 use crate::optim::{self, Optimizer};
 use crate::progress;
+use crate::running::RunningSum;
 use crate::seeds::sub_seed;
 
 pub struct VanillaOutcome {
@@ -34,12 +35,13 @@ fn base_lr(cfg: &OptimizerConfig) -> f64 {
     }
 }
 
-/// One SGD/Adam step on a minibatch, BatchNorm in training mode; returns (loss, logits).
-pub fn train_step(model: &Model, opt: &mut dyn Optimizer, b: &Batch) -> Result<(f64, Tensor)> {
+/// One SGD/Adam step on a minibatch, BatchNorm in training mode; returns (loss, logits), the
+/// loss as a scalar tensor left on the device.
+pub fn train_step(model: &Model, opt: &mut dyn Optimizer, b: &Batch) -> Result<(Tensor, Tensor)> {
     let logits = model.head(&model.features(&b.x, true)?)?;
     let loss = candle_nn::loss::cross_entropy(&logits, &b.y)?;
     opt.step(&loss.backward()?)?;
-    Ok((loss.to_scalar::<f32>()? as f64, logits))
+    Ok((loss, logits))
 }
 
 /// Trains from a seeded initialisation; `monitor`, if given, is scored after every epoch so
@@ -65,23 +67,24 @@ pub fn train_vanilla(
     let mut history = Vec::with_capacity(cfg.epochs);
     let mut checkpoints = Vec::with_capacity(cfg.checkpoints.len());
     let mut step = 0usize;
+    let batches = DeviceSplit::new(train, device)?;
     for epoch in 0..cfg.epochs {
         let start = Instant::now();
         let lr = cfg.lr(base_lr(&cfg.optimizer), epoch);
         opt.set_lr(lr);
-        let (mut loss_sum, mut hits, mut seen) = (0.0f64, 0.0f64, 0usize);
+        let (mut loss_sum, mut hits, mut seen) = (RunningSum::default(), RunningSum::default(), 0);
         let order = epoch_order(train.len(), order_seed, epoch as u64);
         let flips = Some(epoch_seed(flip_seed, epoch as u64));
-        for (i, item) in train
-            .batches(&order, cfg.batch_size, flips, device)
-            .enumerate()
-        {
+        for (i, item) in batches.pass(&order, cfg.batch_size, flips).enumerate() {
             crate::interrupt::check()?;
             let (chunk, mut b) = item?;
             b.x = cfg.augment.apply(&b.x, augment_seed, epoch, i)?;
             let (loss, logits) = train_step(&model, opt.as_mut(), &b)?;
-            loss_sum += loss * chunk.len() as f64;
-            hits += crate::encode::accuracy(&logits, &b.y)? * chunk.len() as f64;
+            loss_sum.add(&loss, chunk.len() as f64)?;
+            hits.add(
+                &crate::encode::accuracy_on_device(&logits, &b.y)?,
+                chunk.len() as f64,
+            )?;
             seen += chunk.len();
             step += 1;
             for &at in &cfg.checkpoints {
@@ -91,7 +94,7 @@ pub fn train_vanilla(
             }
             pb.inc(1);
         }
-        let loss = loss_sum / seen as f64;
+        let loss = loss_sum.value()? / seen as f64;
         if !loss.is_finite() {
             pb.abandon();
             return Err(SurgeryError::NonFinite {
@@ -105,7 +108,7 @@ pub fn train_vanilla(
             epoch: epoch + 1,
             lr,
             loss,
-            train_acc: hits / seen as f64,
+            train_acc: hits.value()? / seen as f64,
             monitor_acc: match monitor {
                 Some(m) => {
                     let frozen = crate::evaluate::frozen_model(arch, &store.snapshot()?, device)?;

@@ -184,6 +184,9 @@ impl RunConfig {
         }
         self.ffw.settings.validate()?;
         self.sweep.axes.validate("sweep", &self.vanilla)?;
+        if self.sweep.workers_per_gpu == 0 {
+            return Err(bad("sweep.workers_per_gpu", "must be > 0"));
+        }
         for (name, axes) in self.studies.declared() {
             axes.validate(&format!("studies.{name}"), &self.vanilla)?;
         }
@@ -309,6 +312,8 @@ mod tests {
         assert!(err.to_string().contains("kernel"), "{err}");
         let err = parse(&format!("{MINIMAL}\n[sweep]\nrho = [0.9, 2.0]\n")).unwrap_err();
         assert!(err.to_string().contains("sweep.rho"), "{err}");
+        let err = parse(&format!("{MINIMAL}\n[sweep]\nworkers_per_gpu = 0\n")).unwrap_err();
+        assert!(err.to_string().contains("sweep.workers_per_gpu"), "{err}");
     }
 
     #[test]

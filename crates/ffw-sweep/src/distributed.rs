@@ -30,11 +30,24 @@ fn send<T: Serialize>(world: &SimpleCommunicator, rank: i32, msg: &T) {
     world.process_at_rank(rank).send(&bytes[..]);
 }
 
-/// Rank and size of this process among the ranks of its node (MPI shared-memory split), for
-/// binding one GPU or a share of the cores to each rank.
-pub fn node_local(world: &SimpleCommunicator) -> (i32, i32) {
+/// The world ranks sharing this rank's node (MPI shared-memory split), for binding GPUs and
+/// sharing cores ([`ffw_placement::binding`]).
+pub fn node_ranks(world: &SimpleCommunicator) -> Vec<i32> {
     let local = world.split_shared(world.rank());
-    (local.rank(), local.size())
+    let mut ranks = vec![0i32; local.size() as usize];
+    local.all_gather_into(&world.rank(), &mut ranks[..]);
+    ranks
+}
+
+/// Whether `ok` holds on every rank (all ranks call it together).
+pub fn all_agree(world: &SimpleCommunicator, ok: bool) -> bool {
+    let mut all = 0i32;
+    world.all_reduce_into(
+        &i32::from(ok),
+        &mut all,
+        mpi::collective::SystemOperation::min(),
+    );
+    all == 1
 }
 
 /// Runs the sweep on every rank; returns the final counts on rank 0 and `None` elsewhere.

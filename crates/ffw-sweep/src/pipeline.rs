@@ -166,6 +166,7 @@ pub fn run_vanilla(
         report,
         checkpoints,
         wall_secs: wall,
+        device: Some(ffw_placement::describe(device)),
     })
 }
 
@@ -241,6 +242,7 @@ pub fn run_ffw_job(
         epochs: outcome.history,
         temperature_changes: outcome.temperature_changes,
         wall_secs: t.elapsed().as_secs_f64(),
+        device: Some(ffw_placement::describe(device)),
     })
 }
 
@@ -284,5 +286,6 @@ pub fn run_magnitude_job(
         sparsity_target: spec.sparsity,
         report,
         wall_secs: t.elapsed().as_secs_f64(),
+        device: Some(ffw_placement::describe(device)),
     })
 }

@@ -25,7 +25,7 @@ pub struct SweepAxes {
     pub magnitude: Vec<f64>,
 }
 
-/// `[sweep]`: the default grid (and the defaults of every study), plus retries.
+/// `[sweep]`: the default grid (and the defaults of every study), plus retries and placement.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SweepSection {
@@ -33,6 +33,9 @@ pub struct SweepSection {
     pub axes: SweepAxes,
     /// Extra attempts for a failed job before it counts as failed for good.
     pub retries: usize,
+    /// Workers bound to one GPU under `--device cuda` (small models leave a GPU idle): a
+    /// node may run up to this many workers per GPU (docs/GPU.md).
+    pub workers_per_gpu: usize,
 }
 
 impl Default for SweepSection {
@@ -40,6 +43,7 @@ impl Default for SweepSection {
         Self {
             axes: SweepAxes::default(),
             retries: 1,
+            workers_per_gpu: 1,
         }
     }
 }

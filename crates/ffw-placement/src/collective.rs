@@ -1,0 +1,202 @@
+//! What a data-parallel job needs across the ranks of its group: a sum, a broadcast and a
+//! gather. A backend provides only the sum, in a fixed order so that every run of the same
+//! group gives the same bits; broadcast and gather are sums with zeros elsewhere, which are
+//! exact, so they need nothing of their own.
+use std::sync::{Arc, Barrier, Mutex};
+
+use candle_core::{DType, Tensor};
+
+use crate::error::Result;
+
+/// Every rank of a group calls the same operations in the same order, with tensors of one
+/// shape (the gather excepted: its dim 0 may differ).
+pub trait Collective {
+    /// This rank's place in the group, `0..size()`.
+    fn rank(&self) -> usize;
+    fn size(&self) -> usize;
+
+    /// The element-wise sum of `t` over the group (f32), the same bits on every rank.
+    fn all_reduce_sum(&self, t: &Tensor) -> Result<Tensor>;
+
+    /// Rank `root`'s `t` on every rank (the others pass a tensor of the same shape).
+    fn broadcast(&self, t: &Tensor, root: usize) -> Result<Tensor> {
+        let mine = if self.rank() == root {
+            t.detach()
+        } else {
+            t.zeros_like()?
+        };
+        self.all_reduce_sum(&mine)
+    }
+
+    /// The ranks' `t` concatenated along dim 0 in rank order, on every rank. Gradients flow
+    /// back into this rank's own rows (the other rows are constants here): a loss that every
+    /// rank computes identically from the gathered rows then gives each rank the gradient of
+    /// its own samples.
+    fn all_gather(&self, t: &Tensor) -> Result<Tensor> {
+        let (rank, size) = (self.rank(), self.size());
+        if size == 1 {
+            return Ok(t.clone());
+        }
+        let mut counts = vec![0f32; size];
+        counts[rank] = t.dim(0)? as f32;
+        let counts = self
+            .all_reduce_sum(&Tensor::from_vec(counts, size, t.device())?)?
+            .to_vec1::<f32>()?
+            .into_iter()
+            .map(|c| c as usize)
+            .collect::<Vec<_>>();
+        let (n, total) = (t.dim(0)?, counts.iter().sum::<usize>());
+        let before: usize = counts[..rank].iter().sum();
+        let after = before + n;
+        // Zero rows where the other ranks' rows go: the sum then holds every rank's rows.
+        let zeros = |rows: usize| -> Result<Option<Tensor>> {
+            let mut shape = t.dims().to_vec();
+            shape[0] = rows;
+            Ok((rows > 0)
+                .then(|| Tensor::zeros(shape, DType::F32, t.device()))
+                .transpose()?)
+        };
+        let own = t.to_dtype(DType::F32)?;
+        let padded: Vec<Tensor> = [zeros(before)?, Some(own.detach()), zeros(total - after)?]
+            .into_iter()
+            .flatten()
+            .collect();
+        let all = self.all_reduce_sum(&Tensor::cat(&padded, 0)?)?;
+        let mut pieces = Vec::with_capacity(3);
+        if before > 0 {
+            pieces.push(all.narrow(0, 0, before)?);
+        }
+        pieces.push(own);
+        if after < total {
+            pieces.push(all.narrow(0, after, total - after)?);
+        }
+        Ok(Tensor::cat(&pieces, 0)?)
+    }
+}
+
+/// `t`'s values in f32 on the host, row-major.
+pub(crate) fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+}
+
+/// The element-wise sum of the `parts` equal slices of `all`, added in rank order.
+pub(crate) fn sum_in_rank_order(all: &[f32], parts: usize) -> Vec<f32> {
+    let n = all.len() / parts.max(1);
+    let mut sum = all[..n].to_vec();
+    for part in all[n..].chunks_exact(n.max(1)) {
+        sum.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+    }
+    sum
+}
+
+/// A group of one: every operation is the identity.
+pub struct Solo;
+
+impl Collective for Solo {
+    fn rank(&self) -> usize {
+        0
+    }
+
+    fn size(&self) -> usize {
+        1
+    }
+
+    fn all_reduce_sum(&self, t: &Tensor) -> Result<Tensor> {
+        Ok(t.clone())
+    }
+}
+
+/// Ranks as threads of one process, summing through shared slots in rank order: a group
+/// without MPI, for tests of data-parallel training.
+pub struct InProcess {
+    rank: usize,
+    size: usize,
+    slots: Arc<Mutex<Vec<Vec<f32>>>>,
+    barrier: Arc<Barrier>,
+}
+
+impl InProcess {
+    /// One handle per rank, each to be moved to its own thread.
+    pub fn group(size: usize) -> Vec<InProcess> {
+        let slots = Arc::new(Mutex::new(vec![Vec::new(); size]));
+        let barrier = Arc::new(Barrier::new(size));
+        (0..size)
+            .map(|rank| InProcess {
+                rank,
+                size,
+                slots: slots.clone(),
+                barrier: barrier.clone(),
+            })
+            .collect()
+    }
+}
+
+impl Collective for InProcess {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+    fn size(&self) -> usize {
+        self.size
+    }
+    fn all_reduce_sum(&self, t: &Tensor) -> Result<Tensor> {
+        self.slots.lock().expect("no rank panicked")[self.rank] = host_f32(t)?;
+        self.barrier.wait();
+        let sum = sum_in_rank_order(
+            &self.slots.lock().expect("no rank panicked").concat(),
+            self.size,
+        );
+        self.barrier.wait();
+        Ok(Tensor::from_vec(sum, t.shape(), t.device())?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn broadcast_and_gather_are_exact_and_gather_passes_gradients_home() {
+        let ranks = InProcess::group(3);
+        let handles: Vec<_> = ranks
+            .into_iter()
+            .map(|c| {
+                std::thread::spawn(move || {
+                    let r = c.rank() as f32;
+                    // Rank r holds r + 1 rows of [0.1·r, -0.3].
+                    let rows: Vec<f32> = (0..=c.rank()).flat_map(|_| [0.1 * r, -0.3]).collect();
+                    let x = Var::from_vec(rows, (c.rank() + 1, 2), &Device::Cpu).unwrap();
+                    let all = c.all_gather(x.as_tensor()).unwrap();
+                    let b = c
+                        .broadcast(&Tensor::new(&[r + 0.7], &Device::Cpu).unwrap(), 2)
+                        .unwrap();
+                    // Row i weighted by i + 1: each rank's rows get their own weights.
+                    let w = Tensor::arange(1f32, 7., &Device::Cpu).unwrap();
+                    let loss = all.sum(1).unwrap().mul(&w).unwrap().sum_all().unwrap();
+                    let g = loss.backward().unwrap();
+                    let g = g.get(x.as_tensor()).unwrap().to_vec2::<f32>().unwrap();
+                    (
+                        c.rank(),
+                        all.to_vec2::<f32>().unwrap(),
+                        b.to_vec1::<f32>().unwrap(),
+                        g,
+                    )
+                })
+            })
+            .collect();
+        for h in handles {
+            let (rank, all, b, g) = h.join().unwrap();
+            let want: Vec<Vec<f32>> = [0usize, 1, 1, 2, 2, 2]
+                .iter()
+                .map(|&r| vec![0.1 * r as f32, -0.3])
+                .collect();
+            assert_eq!(all, want, "rank {rank}");
+            assert_eq!(b, vec![2.7f32], "rank {rank}");
+            let first = [0usize, 1, 3][rank];
+            let want_g: Vec<Vec<f32>> = (first..=first + rank)
+                .map(|i| vec![(i + 1) as f32; 2])
+                .collect();
+            assert_eq!(g, want_g, "rank {rank}");
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! Running sums of per-minibatch scalars kept on the device: reading a loss back after every
+//! step would stall a GPU's queue once per minibatch; a sum is read once, when the epoch
+//! ends. The arithmetic is the host's (f32 values widened to f64, then `x·w` and `+`), so
+//! the CPU's numbers do not change.
+use candle_core::{DType, Tensor};
+
+use crate::error::Result;
+
+#[derive(Default)]
+pub struct RunningSum {
+    total: Option<Tensor>,
+}
+
+impl RunningSum {
+    /// Adds `weight · x` for a scalar tensor `x`.
+    pub fn add(&mut self, x: &Tensor, weight: f64) -> Result<()> {
+        let term = (x.to_dtype(DType::F64)? * weight)?;
+        self.total = Some(match self.total.take() {
+            Some(total) => (total + term)?,
+            None => term,
+        });
+        Ok(())
+    }
+
+    /// The sum so far (0 before anything was added): the one read back to the host.
+    pub fn value(&self) -> Result<f64> {
+        match &self.total {
+            Some(t) => Ok(t.to_scalar::<f64>()?),
+            None => Ok(0.0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Bit for bit what `sum += x as f64 * w` on the host gives.
+    #[test]
+    fn sums_like_the_host() {
+        let xs = [0.1f32, 2.345_678, -7.25e-3, 1e7, 3.0];
+        let ws = [1.0, 3.0, 100.0, 0.5, 1.0];
+        let mut sum = RunningSum::default();
+        let mut host = 0.0f64;
+        for (&x, &w) in xs.iter().zip(&ws) {
+            sum.add(&Tensor::new(x, &Device::Cpu).unwrap(), w).unwrap();
+            host += x as f64 * w;
+        }
+        assert_eq!(sum.value().unwrap().to_bits(), host.to_bits());
+        assert_eq!(RunningSum::default().value().unwrap(), 0.0);
+    }
+}
