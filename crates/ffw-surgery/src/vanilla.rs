@@ -14,6 +14,7 @@ use crate::error::{Result, SurgeryError};
 use crate::optim::{self, Optimizer};
 use crate::progress;
 use crate::running::RunningSum;
+use crate::schedule::PlateauLr;
 use crate::seeds::sub_seed;
 
 pub struct VanillaOutcome {
@@ -45,7 +46,11 @@ pub fn train_step(model: &Model, opt: &mut dyn Optimizer, b: &Batch) -> Result<(
 }
 
 /// Trains from a seeded initialisation; `monitor`, if given, is scored after every epoch so
-/// the history shows when the model starts to learn more than the shortcut.
+/// the history shows when the model starts to learn more than the shortcut. With
+/// `schedule = "plateau"` its loss drives the learning rate and the early stop: the sweep
+/// passes the unbiased validation split (for CelebA the 40% of the group-balanced valid
+/// partition, PROTOCOL §5's "val"), which keeps the unbiased-train part FFW learns its mask
+/// on unseen by vanilla training, as the test set is.
 pub fn train_vanilla(
     arch: &dyn ModelSpec,
     train: &Dataset,
@@ -68,9 +73,32 @@ pub fn train_vanilla(
     let mut checkpoints = Vec::with_capacity(cfg.checkpoints.len());
     let mut step = 0usize;
     let batches = DeviceSplit::new(train, device)?;
+    let mut plateau = match (&cfg.plateau, monitor) {
+        (Some(p), Some(_)) => Some((
+            PlateauLr::new(
+                base_lr(&cfg.optimizer),
+                p.factor,
+                p.threshold,
+                p.patience,
+                p.cooldown,
+            ),
+            p.min_lr,
+        )),
+        (Some(_), None) => {
+            return Err(SurgeryError::Config(
+                "vanilla.schedule: \"plateau\" needs a monitoring split".into(),
+            ))
+        }
+        (None, _) => None,
+    };
     for epoch in 0..cfg.epochs {
         let start = Instant::now();
-        let lr = cfg.lr(base_lr(&cfg.optimizer), epoch);
+        let lr = match &plateau {
+            Some((p, _)) => p.lr,
+            None => cfg
+                .lr(base_lr(&cfg.optimizer), epoch)
+                .expect("a fixed schedule without a plateau table"),
+        };
         opt.set_lr(lr);
         let (mut loss_sum, mut hits, mut seen) = (RunningSum::default(), RunningSum::default(), 0);
         let order = epoch_order(train.len(), order_seed, epoch as u64);
@@ -104,19 +132,30 @@ pub fn train_vanilla(
                 value: loss,
             });
         }
+        let (monitor_acc, monitor_loss) = match monitor {
+            Some(m) => {
+                let frozen = crate::evaluate::frozen_model(arch, &store.snapshot()?, device)?;
+                let enc = crate::encode::encode(&frozen, m, device)?;
+                let acc = crate::encode::accuracy(&enc.logits, &enc.labels)?;
+                let loss = match plateau {
+                    Some(_) => Some(
+                        candle_nn::loss::cross_entropy(&enc.logits, &enc.labels)?
+                            .to_dtype(candle_core::DType::F64)?
+                            .to_scalar::<f64>()?,
+                    ),
+                    None => None,
+                };
+                (Some(acc), loss)
+            }
+            None => (None, None),
+        };
         let e = VanillaEpoch {
             epoch: epoch + 1,
             lr,
             loss,
             train_acc: hits.value()? / seen as f64,
-            monitor_acc: match monitor {
-                Some(m) => {
-                    let frozen = crate::evaluate::frozen_model(arch, &store.snapshot()?, device)?;
-                    let enc = crate::encode::encode(&frozen, m, device)?;
-                    Some(crate::encode::accuracy(&enc.logits, &enc.labels)?)
-                }
-                None => None,
-            },
+            monitor_acc,
+            monitor_loss,
             secs: start.elapsed().as_secs_f64(),
         };
         pb.set_message(format!("loss {:.4} acc {:.3}", e.loss, e.train_acc));
@@ -131,6 +170,27 @@ pub fn train_vanilla(
             "vanilla epoch"
         );
         history.push(e);
+        if let (Some((p, min_lr)), Some(val_loss)) = (plateau.as_mut(), monitor_loss) {
+            if !val_loss.is_finite() {
+                pb.abandon();
+                return Err(SurgeryError::NonFinite {
+                    phase: "vanilla",
+                    what: "monitor loss".into(),
+                    epoch,
+                    value: val_loss,
+                });
+            }
+            let next = p.step(val_loss);
+            if next < *min_lr {
+                // The history ends here: its last epoch is the one training stopped at.
+                tracing::info!(
+                    epoch = epoch + 1,
+                    lr = next,
+                    "vanilla stops: lr below min_lr"
+                );
+                break;
+            }
+        }
     }
     pb.finish_and_clear();
     Ok(VanillaOutcome {

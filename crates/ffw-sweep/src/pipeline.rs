@@ -127,7 +127,8 @@ pub fn run_vanilla(
             saved_model::save(
                 &model_stem(dir, None),
                 &out.params,
-                &card(spec.vanilla.epochs),
+                // The plateau schedule may stop before `epochs`.
+                &card(out.history.len()),
             )?;
             out
         }
