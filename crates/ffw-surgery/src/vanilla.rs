@@ -1,5 +1,6 @@
 //! Vanilla training on the biased train set (PROTOCOL §5): the model FFW later operates on.
 use std::collections::HashMap;
+use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
@@ -45,7 +46,8 @@ pub fn train_step(model: &Model, opt: &mut dyn Optimizer, b: &Batch) -> Result<(
     Ok((loss, logits))
 }
 
-/// Trains from a seeded initialisation; `monitor`, if given, is scored after every epoch so
+/// Trains from a seeded initialisation, overwritten by the parameters of `init` where that
+/// file has them (a pretrained start); `monitor`, if given, is scored after every epoch so
 /// the history shows when the model starts to learn more than the shortcut. With
 /// `schedule = "plateau"` its loss drives the learning rate and the early stop: the sweep
 /// passes the unbiased validation split (for CelebA the 40% of the group-balanced valid
@@ -53,6 +55,7 @@ pub fn train_step(model: &Model, opt: &mut dyn Optimizer, b: &Batch) -> Result<(
 /// on unseen by vanilla training, as the test set is.
 pub fn train_vanilla(
     arch: &dyn ModelSpec,
+    init: Option<&Path>,
     train: &Dataset,
     monitor: Option<&Dataset>,
     cfg: &VanillaConfig,
@@ -61,6 +64,10 @@ pub fn train_vanilla(
 ) -> Result<VanillaOutcome> {
     let store = ParamStore::new(sub_seed(seed, "vanilla-init"), device);
     let model = arch.build(store.var_builder())?;
+    if let Some(path) = init {
+        let skipped = ffw_nn::init_file::load_into(&store, path, device)?;
+        tracing::info!(file = %path.display(), ?skipped, "vanilla starts from pretrained parameters");
+    }
     let mut opt = optim::build(&cfg.optimizer, store.trainable());
     let order_seed = sub_seed(seed, "vanilla-order");
     // Random flips of the image files that allow them (in-memory benchmarks have none); the

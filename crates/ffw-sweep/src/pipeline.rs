@@ -104,6 +104,7 @@ pub fn run_vanilla(
         None => {
             let out = train_vanilla(
                 &spec.arch,
+                spec.init.as_ref().map(|i| i.path.as_path()),
                 &splits.train,
                 Some(&splits.unbiased_val),
                 &spec.vanilla,
