@@ -102,9 +102,11 @@ pub fn train_vanilla(
         let start = Instant::now();
         let lr = match &plateau {
             Some((p, _)) => p.lr,
-            None => cfg
-                .lr(base_lr(&cfg.optimizer), epoch)
-                .expect("a fixed schedule without a plateau table"),
+            None => cfg.lr(base_lr(&cfg.optimizer), epoch).ok_or_else(|| {
+                SurgeryError::Config(
+                    "vanilla.plateau: schedule = \"plateau\" needs this table".into(),
+                )
+            })?,
         };
         opt.set_lr(lr);
         let (mut loss_sum, mut hits, mut seen) = (RunningSum::default(), RunningSum::default(), 0);
