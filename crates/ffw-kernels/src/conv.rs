@@ -441,6 +441,7 @@ fn per_image_weight_grad_partials(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{max_diff, projected_grads};
     use candle_core::{Device, Var};
     use rand::{Rng, SeedableRng};
 
@@ -448,17 +449,6 @@ mod tests {
         let n: usize = shape.iter().product();
         let v: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
     }
 
     /// Forward and both gradients against candle's reference convolution.
@@ -490,18 +480,7 @@ mod tests {
         );
         // A random projection of the output makes every gradient entry distinct.
         let proj = random(ours.dims(), &mut rng);
-        let g1 = (&ours * &proj)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let g2 = (&reference * &proj)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let (g1, g2) = projected_grads(&ours, &reference, &proj);
         for (name, v) in [("input", &x), ("kernel", &wt)] {
             let (a, b) = (
                 g1.get(v.as_tensor()).unwrap(),

@@ -146,6 +146,7 @@ impl CustomOp2 for GateGrad {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{max_diff, projected_grads};
     use candle_core::{Device, Var};
     use rand::{Rng, SeedableRng};
 
@@ -153,17 +154,6 @@ mod tests {
         let n: usize = shape.iter().product();
         let v: Vec<f32> = (0..n).map(|_| rng.gen_range(-scale..scale)).collect();
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
     }
 
     /// The fused op against the chain of candle ops, per weight and per unit, at several
@@ -192,18 +182,7 @@ mod tests {
                 };
                 let reference = w.broadcast_mul(&g).unwrap();
                 assert!(max_diff(&fused, &reference) < 1e-6, "forward T={t}");
-                let g1 = (fused * &up)
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .backward()
-                    .unwrap();
-                let g2 = (reference * &up)
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .backward()
-                    .unwrap();
+                let (g1, g2) = projected_grads(&fused, &reference, &up);
                 for v in [&w, &m] {
                     let (a, b) = (g1.get(v).unwrap(), g2.get(v).unwrap());
                     let scale = b

@@ -16,6 +16,8 @@ pub mod optim;
 pub mod pool;
 mod storage;
 pub mod tanh;
+#[cfg(test)]
+mod testing;
 
 pub use affine::{channel_affine, relu, Act};
 pub use batch_norm::batch_norm_train;

@@ -146,6 +146,7 @@ impl CustomOp2 for MaxPoolGrad {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{max_diff, projected_grads};
     use candle_core::{Device, Var};
     use rand::{Rng, SeedableRng};
 
@@ -187,36 +188,15 @@ mod tests {
         let ours = max_pool2d(x.as_tensor(), k, s, p).unwrap();
         let reference = reference(x.as_tensor(), k, s, p);
         assert_eq!(ours.dims(), reference.dims());
-        let diff = |a: &Tensor, b: &Tensor| {
-            (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-        };
         assert_eq!(
-            diff(&ours, &reference),
+            max_diff(&ours, &reference),
             0.0,
             "forward {h}x{w} k{k} s{s} p{p}"
         );
         let proj = Tensor::rand(-1f32, 1., ours.dims(), &Device::Cpu).unwrap();
-        let g1 = (&ours * &proj)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let g2 = (&reference * &proj)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let (g1, g2) = projected_grads(&ours, &reference, &proj);
         let (a, b) = (g1.get(&x).unwrap(), g2.get(&x).unwrap());
-        assert!(diff(a, b) < 1e-6, "grad {h}x{w} k{k} s{s} p{p}");
+        assert!(max_diff(a, b) < 1e-6, "grad {h}x{w} k{k} s{s} p{p}");
     }
 
     #[test]

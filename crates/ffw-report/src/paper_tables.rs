@@ -134,21 +134,31 @@ fn lambda(sweep: &Sweep) -> Table {
     }
 }
 
-fn rho(sweep: &Sweep) -> Table {
-    let base = sweep.base("rho");
-    let keyed = study(sweep, "rho", &[Axis::Data])
-        .filter(|r| r.data.name == "biased_mnist" && r.method != Method::Magnitude)
+/// Vanilla and both FFW variants of one benchmark for each training ρ, beside the paper's
+/// values (`published`) at the paper's ρs.
+fn across_rho<'a>(
+    records: impl Iterator<Item = &'a Record>,
+    rhos: &[f64],
+    published: fn(f64, Method) -> Published,
+) -> (Vec<Column>, Vec<Vec<Cell>>) {
+    let keyed = records
+        .filter(|r| r.method != Method::Magnitude)
         .map(|r| (vec![r.param("rho")], r));
-    let expected = paper::RHOS
+    let expected = rhos
         .iter()
         .flat_map(|&rho| [Method::Vanilla, FFW, FFW_STRUCTURED].map(|m| (vec![Some(rho)], m)));
-    let groups = group(keyed, expected);
-    let (columns, rows) = comparison(
-        &groups,
+    comparison(
+        &group(keyed, expected),
         &["ρ"],
         |k| vec![or_missing(k[0], num)],
-        |k, m| k[0].map_or(Published::NONE, |rho| paper::biased_mnist(rho, m)),
-    );
+        |k, m| k[0].map_or(Published::NONE, |rho| published(rho, m)),
+    )
+}
+
+fn rho(sweep: &Sweep) -> Table {
+    let base = sweep.base("rho");
+    let records = study(sweep, "rho", &[Axis::Data]).filter(|r| r.data.name == "biased_mnist");
+    let (columns, rows) = across_rho(records, &paper::RHOS, paper::biased_mnist);
     Table {
         stem: "table2_rho",
         title: format!(
@@ -243,27 +253,20 @@ fn celeba(sweep: &Sweep) -> Table {
 /// masks at the base point otherwise), with the paper's values.
 fn corrupted_cifar10(sweep: &Sweep) -> Table {
     let base = sweep.base("corrupted_cifar10");
-    let keyed: Vec<(Key, &Record)> = sweep
+    let records: Vec<&Record> = sweep
         .records
         .iter()
-        .filter(|r| r.data.name == "corrupted_cifar10" && r.method != Method::Magnitude)
-        .filter(|r| at_base(base, r, &[Axis::Data]))
-        .map(|r| (vec![r.param("rho")], r))
+        .filter(|r| r.data.name == "corrupted_cifar10" && at_base(base, r, &[Axis::Data]))
         .collect();
-    let none = keyed.is_empty().then(|| {
+    let none = records.is_empty().then(|| {
         "This sweep has no Corrupted CIFAR-10 job (`[data] kind = \"corrupted_cifar10\"`): \
          only the paper's values."
             .to_string()
     });
-    let expected = paper::CIFAR_RHOS
-        .iter()
-        .flat_map(|&rho| [Method::Vanilla, FFW, FFW_STRUCTURED].map(|m| (vec![Some(rho)], m)));
-    let groups = group(keyed, expected);
-    let (columns, rows) = comparison(
-        &groups,
-        &["ρ"],
-        |k| vec![or_missing(k[0], num)],
-        |k, m| k[0].map_or(Published::NONE, |rho| paper::corrupted_cifar10(rho, m)),
+    let (columns, rows) = across_rho(
+        records.into_iter(),
+        &paper::CIFAR_RHOS,
+        paper::corrupted_cifar10,
     );
     Table {
         stem: "table4_corrupted_cifar10",
