@@ -26,3 +26,21 @@ pub fn check() -> Result<()> {
         Ok(())
     }
 }
+
+/// [`check`] agreed over a data-parallel group (all ranks call it together): the signal
+/// reaches ranks at different steps, and a rank that stopped alone would leave the others
+/// waiting in their next collective.
+pub fn check_in(group: &dyn ffw_placement::Collective) -> Result<()> {
+    if group.size() == 1 {
+        return check();
+    }
+    let flag = candle_core::Tensor::new(
+        &[f32::from(u8::from(requested()))],
+        &candle_core::Device::Cpu,
+    )?;
+    if group.all_reduce_sum(&flag)?.to_vec1::<f32>()?[0] > 0.0 {
+        Err(SurgeryError::Interrupted)
+    } else {
+        Ok(())
+    }
+}

@@ -9,6 +9,7 @@ use candle_core::{Device, Tensor};
 use ffw_data::{DataConfig, Splits};
 use ffw_nn::gate::GateSet;
 use ffw_nn::GateMode;
+use ffw_placement::Collective;
 use ffw_results::{
     CheckpointReport, FfwResult, MagnitudeResult, MaskReport, VanillaResult, SCHEMA_VERSION,
 };
@@ -18,7 +19,7 @@ use ffw_surgery::probe::ProbeInit;
 use ffw_surgery::saved_model::{self, ModelCard};
 use ffw_surgery::seeds::sub_seed;
 use ffw_surgery::surgery::run_ffw;
-use ffw_surgery::vanilla::train_vanilla;
+use ffw_surgery::vanilla::train_vanilla_in;
 
 use crate::error::Result;
 use crate::grid::{FfwSpec, MagnitudeSpec, VanillaSpec};
@@ -70,14 +71,29 @@ fn score_vanilla(
     Ok(eval.report)
 }
 
+/// Whether `found` holds on every rank of `group` (all call it together).
+fn on_every_rank(group: &dyn Collective, found: bool) -> Result<bool> {
+    if group.size() == 1 {
+        return Ok(found);
+    }
+    let flag = Tensor::new(&[f32::from(u8::from(found))], &Device::Cpu)?;
+    let sum = group
+        .all_reduce_sum(&flag)
+        .map_err(ffw_surgery::SurgeryError::from)?;
+    Ok(sum.to_vec1::<f32>()?[0] as usize == group.size())
+}
+
 /// Trains (or reuses, if `dir` holds a saved model of this exact spec) and scores the vanilla
-/// model and its checkpoints; saves them and the privacy heads fitted on each.
+/// model and its checkpoints; saves them and the privacy heads fitted on each. Training runs
+/// data-parallel on `group`, whose first rank alone goes on to save, score and return the
+/// result (`None` on the others).
 pub fn run_vanilla(
     spec: &VanillaSpec,
     seed: u64,
     dir: &Path,
     device: &Device,
-) -> Result<VanillaResult> {
+    group: &dyn Collective,
+) -> Result<Option<VanillaResult>> {
     let mut wall = BTreeMap::new();
     let t = Instant::now();
     let splits = load_splits(&spec.data, seed)?;
@@ -96,20 +112,32 @@ pub fn run_vanilla(
         tracing::warn!(error = %e, "unreadable saved vanilla model: training again");
         None
     });
+    // A gang reuses only what each of its ranks found, or some would wait for a training
+    // that never comes.
+    let reusable = if on_every_rank(group, reusable.is_some())? {
+        reusable
+    } else {
+        None
+    };
+    let leader = group.rank() == 0;
     let trained = match reusable {
         Some(found) => {
             tracing::info!(dir = %dir.display(), "reusing the saved vanilla model");
             found
         }
         None => {
-            let out = train_vanilla(
+            let out = train_vanilla_in(
                 &spec.arch,
                 &splits.train,
                 Some(&splits.unbiased_val),
                 &spec.vanilla,
                 seed,
                 device,
+                group,
             )?;
+            if !leader {
+                return Ok(None);
+            }
             let card = |epochs: usize| ModelCard {
                 arch: spec.arch.clone(),
                 provenance: serde_json::to_value(spec).expect("specs serialise"),
@@ -132,6 +160,9 @@ pub fn run_vanilla(
             out
         }
     };
+    if !leader {
+        return Ok(None);
+    }
     wall.insert("vanilla".to_string(), t.elapsed().as_secs_f64());
 
     let t = Instant::now();
@@ -158,7 +189,7 @@ pub fn run_vanilla(
     )?;
     tracing::info!(task_acc = report.test.task_acc, bias_acc = ?report.test.bias_acc, "vanilla on unbiased test");
     wall.insert("evaluation".to_string(), t.elapsed().as_secs_f64());
-    Ok(VanillaResult {
+    Ok(Some(VanillaResult {
         schema: SCHEMA_VERSION,
         data_sizes,
         labels,
@@ -167,7 +198,7 @@ pub fn run_vanilla(
         checkpoints,
         wall_secs: wall,
         device: Some(ffw_placement::describe(device)),
-    })
+    }))
 }
 
 /// FFW from the vanilla job's saved model (in `vanilla_dir`), evaluated with fresh probes.

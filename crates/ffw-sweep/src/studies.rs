@@ -36,6 +36,9 @@ pub struct SweepSection {
     /// Workers bound to one GPU under `--device cuda` (small models leave a GPU idle): a
     /// node may run up to this many workers per GPU (docs/GPU.md).
     pub workers_per_gpu: usize,
+    /// Worker ranks that train one vanilla model together, data-parallel (docs/GPU.md):
+    /// the workers form fixed gangs of this many ranks.
+    pub ranks_per_job: usize,
 }
 
 impl Default for SweepSection {
@@ -44,7 +47,26 @@ impl Default for SweepSection {
             axes: SweepAxes::default(),
             retries: 1,
             workers_per_gpu: 1,
+            ranks_per_job: 1,
         }
+    }
+}
+
+impl SweepSection {
+    /// The gangs that `workers` worker ranks form, or why they cannot run this sweep.
+    pub fn gangs(&self, workers: usize) -> Result<usize> {
+        let k = self.ranks_per_job;
+        if k > 1 && (workers < k || workers % k != 0) {
+            return Err(bad(
+                "sweep.ranks_per_job",
+                format!(
+                    "{k} ranks per job need a multiple of {k} worker ranks besides the \
+                     coordinator (mpirun -np {}), but the sweep has {workers}",
+                    k + 1
+                ),
+            ));
+        }
+        Ok(workers / k)
     }
 }
 
