@@ -490,6 +490,24 @@ fn gangs_of_two_ranks_train_vanilla_jobs_and_a_failed_sweep_resumes() {
         leaders.is_subset(&std::collections::BTreeSet::from([1, 3])),
         "reported by {leaders:?}"
     );
+
+    // The gang trained the model one rank trains, up to the order of float sums.
+    let single = f.root.join("single");
+    let one = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("ranks_per_job = 2", "");
+    std::fs::write(&cfg, one).unwrap();
+    ok(&sweep(&cfg, &single, &[]));
+    let history = |out: &Path| {
+        read_stripped(&out.join("jobs").join(vanilla_id).join("result.json"))["history"].clone()
+    };
+    let (gang, one) = (history(&out), history(&single));
+    assert_eq!(gang.as_array().unwrap().len(), 1, "{gang}");
+    for (g, o) in gang.as_array().unwrap().iter().zip(one.as_array().unwrap()) {
+        let loss = |e: &serde_json::Value| e["loss"].as_f64().unwrap();
+        assert!((loss(g) - loss(o)).abs() < 1e-5, "{gang} vs {one}");
+        assert_eq!(g["train_acc"], o["train_acc"], "{gang} vs {one}");
+    }
 }
 
 /// Under `mpirun -np 3 … --device cuda` where no worker can open a GPU (a CPU build, or no
