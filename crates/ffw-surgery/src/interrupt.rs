@@ -31,14 +31,7 @@ pub fn check() -> Result<()> {
 /// reaches ranks at different steps, and a rank that stopped alone would leave the others
 /// waiting in their next collective.
 pub fn check_in(group: &dyn ffw_placement::Collective) -> Result<()> {
-    if group.size() == 1 {
-        return check();
-    }
-    let flag = candle_core::Tensor::new(
-        &[f32::from(u8::from(requested()))],
-        &candle_core::Device::Cpu,
-    )?;
-    if group.all_reduce_sum(&flag)?.to_vec1::<f32>()?[0] > 0.0 {
+    if group.sum_host(&[f32::from(u8::from(requested()))])?[0] > 0.0 {
         Err(SurgeryError::Interrupted)
     } else {
         Ok(())

@@ -149,7 +149,13 @@ pub fn train_vanilla_in(
             }
             pb.inc(1);
         }
-        let (loss, hits) = group_sums(group, [loss_sum.value()?, hits.value()?])?;
+        // Summed in f32 on several ranks; on one, the f64 sums untouched.
+        let (loss, hits) = if ranks == 1 {
+            (loss_sum.value()?, hits.value()?)
+        } else {
+            let s = group.sum_host(&[loss_sum.value()? as f32, hits.value()? as f32])?;
+            (f64::from(s[0]), f64::from(s[1]))
+        };
         let loss = loss / seen as f64;
         if !loss.is_finite() {
             pb.abandon();
@@ -196,12 +202,15 @@ pub fn train_vanilla_in(
     })
 }
 
-/// Two per-rank sums summed over the group (in f32 on several ranks; untouched on one).
-fn group_sums(group: &dyn Collective, sums: [f64; 2]) -> Result<(f64, f64)> {
-    if group.size() == 1 {
-        return Ok((sums[0], sums[1]));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_last_minibatch_smaller_than_the_group_is_dropped_on_several_ranks_only() {
+        let order: Vec<usize> = (0..11).collect();
+        assert_eq!(global_batches(&order, 5, 1)[2], &[10]);
+        assert_eq!(global_batches(&order, 5, 2).len(), 2);
+        assert_eq!(global_batches(&order[..10], 4, 2).len(), 3);
     }
-    let t = Tensor::new(&[sums[0] as f32, sums[1] as f32], &Device::Cpu)?;
-    let s = group.all_reduce_sum(&t)?.to_vec1::<f32>()?;
-    Ok((f64::from(s[0]), f64::from(s[1])))
 }

@@ -71,18 +71,6 @@ fn score_vanilla(
     Ok(eval.report)
 }
 
-/// Whether `found` holds on every rank of `group` (all call it together).
-fn on_every_rank(group: &dyn Collective, found: bool) -> Result<bool> {
-    if group.size() == 1 {
-        return Ok(found);
-    }
-    let flag = Tensor::new(&[f32::from(u8::from(found))], &Device::Cpu)?;
-    let sum = group
-        .all_reduce_sum(&flag)
-        .map_err(ffw_surgery::SurgeryError::from)?;
-    Ok(sum.to_vec1::<f32>()?[0] as usize == group.size())
-}
-
 /// Trains (or reuses, if `dir` holds a saved model of this exact spec) and scores the vanilla
 /// model and its checkpoints; saves them and the privacy heads fitted on each. Training runs
 /// data-parallel on `group`, whose first rank alone goes on to save, score and return the
@@ -114,7 +102,10 @@ pub fn run_vanilla(
     });
     // A gang reuses only what each of its ranks found, or some would wait for a training
     // that never comes.
-    let reusable = if on_every_rank(group, reusable.is_some())? {
+    let found = group
+        .sum_host(&[f32::from(u8::from(reusable.is_some()))])
+        .map_err(ffw_surgery::SurgeryError::from)?;
+    let reusable = if found[0] as usize == group.size() {
         reusable
     } else {
         None

@@ -229,3 +229,22 @@ fn check_rho(key: &str, rho: f64) -> Result<()> {
         Err(bad(key, format!("must be in [0, 1], got {rho}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gangs_must_fill_the_workers() {
+        let section = |k| SweepSection {
+            ranks_per_job: k,
+            ..SweepSection::default()
+        };
+        assert_eq!(section(1).gangs(3).unwrap(), 3);
+        assert_eq!(section(2).gangs(4).unwrap(), 2);
+        for workers in [0, 1, 3] {
+            let err = section(2).gangs(workers).unwrap_err().to_string();
+            assert!(err.starts_with("sweep.ranks_per_job: 2 ranks"), "{err}");
+        }
+    }
+}
