@@ -32,10 +32,10 @@ enum ToCoordinator {
     Done { job: String, outcome: Outcome },
 }
 
-fn send<T: Serialize>(world: &SimpleCommunicator, rank: i32, msg: &T) {
-    // (`world` may be a gang's communicator.)
+/// Sends `msg` to `rank` of `comm` (the world, or a gang).
+fn send<T: Serialize>(comm: &SimpleCommunicator, rank: i32, msg: &T) {
     let bytes = serde_json::to_vec(msg).expect("messages serialise");
-    world.process_at_rank(rank).send(&bytes[..]);
+    comm.process_at_rank(rank).send(&bytes[..]);
 }
 
 /// The world ranks sharing this rank's node (MPI shared-memory split), for binding GPUs and
