@@ -10,7 +10,8 @@ use ffw_surgery::probe::ProbeInit;
 use ffw_surgery::surgery::run_ffw;
 use ffw_surgery::vanilla::train_vanilla;
 use ffw_surgery::{
-    AugmentConfig, FfwConfig, LrSchedule, OptimizerConfig, ProbeConfig, VanillaConfig,
+    AugmentConfig, FfwConfig, LrSchedule, OptimizerConfig, PlateauConfig, ProbeConfig,
+    VanillaConfig,
 };
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
@@ -97,7 +98,46 @@ const SHORT_VANILLA: VanillaConfig = VanillaConfig {
         hflip: false,
         fill: vec![],
     },
+    plateau: None,
 };
+
+/// The plateau schedule lowers the rate on the monitored loss and stops below `min_lr`:
+/// with a 90% relative threshold no epoch improves on the first, and patience 0 reduces
+/// after every later one: 0.1, 0.1, 0.01, 0.001, then 1e-4 < 1e-3 stops after epoch 4.
+#[test]
+fn the_plateau_schedule_stops_training_below_min_lr() {
+    let arch = Arch::Mlp(ffw_nn::MlpSpec {
+        input: DIM,
+        hidden: vec![8],
+        n_classes: 2,
+    });
+    let (train, val) = (synthetic(200, 0.98, 1), synthetic(100, 0.5, 2));
+    let cfg = VanillaConfig {
+        epochs: 50,
+        schedule: LrSchedule::Plateau,
+        plateau: Some(PlateauConfig {
+            factor: 0.1,
+            patience: 0,
+            cooldown: 0,
+            threshold: 0.9,
+            min_lr: 1e-3,
+        }),
+        ..SHORT_VANILLA
+    };
+    cfg.validate().unwrap();
+    let out = train_vanilla(&arch, None, &train, Some(&val), &cfg, 0, &Device::Cpu).unwrap();
+    let lrs: Vec<f64> = out.history.iter().map(|e| e.lr).collect();
+    assert_eq!(lrs.len(), 4, "{lrs:?}");
+    for (got, want) in lrs.iter().zip([0.1, 0.1, 0.01, 0.001]) {
+        assert!((got - want).abs() < 1e-12, "{lrs:?}");
+    }
+    assert!(out
+        .history
+        .iter()
+        .all(|e| e.monitor_loss.is_some_and(f64::is_finite)));
+    let no_monitor = train_vanilla(&arch, None, &train, None, &cfg, 0, &Device::Cpu);
+    assert!(no_monitor.is_err());
+}
 
 #[test]
 fn ffw_lowers_the_probes_bias_accuracy_below_vanillas() {
@@ -130,7 +170,7 @@ fn ffw_lowers_the_probes_bias_accuracy_below_vanillas() {
         checkpoints: vec![],
         ..SHORT_VANILLA
     };
-    let vanilla = train_vanilla(&arch, &train, None, &vanilla_cfg, 0, &device).unwrap();
+    let vanilla = train_vanilla(&arch, None, &train, None, &vanilla_cfg, 0, &device).unwrap();
     // The paper's schedule and optimiser; only the minibatch is smaller, for more steps.
     let mut cfg = FfwConfig {
         batch_size: 50,
@@ -198,7 +238,7 @@ fn a_temperature_cut_is_followed_by_a_head_refit() {
         val: &uval,
         test: &test,
     };
-    let vanilla = train_vanilla(&arch, &train, None, &SHORT_VANILLA, 0, &device).unwrap();
+    let vanilla = train_vanilla(&arch, None, &train, None, &SHORT_VANILLA, 0, &device).unwrap();
     let mut cfg = FfwConfig {
         batch_size: 50,
         max_epochs: 2,
@@ -272,8 +312,17 @@ fn a_checkpoint_is_the_model_after_that_many_steps() {
         ..SHORT_VANILLA
     };
     // 4 steps per epoch: 0.25 epochs = after step 1, 1.0 = after the first epoch.
-    let long = train_vanilla(&arch, &train, None, &cfg(3, vec![0.25, 1.0]), 7, &device).unwrap();
-    let one = train_vanilla(&arch, &train, None, &cfg(1, vec![]), 7, &device).unwrap();
+    let long = train_vanilla(
+        &arch,
+        None,
+        &train,
+        None,
+        &cfg(3, vec![0.25, 1.0]),
+        7,
+        &device,
+    )
+    .unwrap();
+    let one = train_vanilla(&arch, None, &train, None, &cfg(1, vec![]), 7, &device).unwrap();
     assert_eq!(long.checkpoints.len(), 2);
     let (at, early) = &long.checkpoints[0];
     assert_eq!(*at, 0.25);
@@ -349,7 +398,7 @@ fn a_model_added_through_the_seam_runs_vanilla_ffw_and_pruning() {
         val: &uval,
         test: &test,
     };
-    let vanilla = train_vanilla(&Toy, &train, None, &SHORT_VANILLA, 0, &device).unwrap();
+    let vanilla = train_vanilla(&Toy, None, &train, None, &SHORT_VANILLA, 0, &device).unwrap();
     let mut cfg = FfwConfig {
         batch_size: 50,
         max_epochs: 3,

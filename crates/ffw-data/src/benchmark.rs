@@ -32,6 +32,12 @@ pub trait Benchmark {
     fn params(&self) -> BTreeMap<String, f64> {
         BTreeMap::new()
     }
+    /// The attributes it learns and is biased by where a config chooses them by name
+    /// (CelebA's `target` and `bias`), by key: with the name and params, what records and
+    /// tables know a dataset by. Empty when there is none.
+    fn attributes(&self) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
     /// Sets the setting `name` of [`Benchmark::params`]; false if the benchmark has none.
     fn set_param(&mut self, _name: &str, _value: f64) -> bool {
         false

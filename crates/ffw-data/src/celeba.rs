@@ -6,7 +6,7 @@
 //! the balanced valid set is cut 60/40 into unbiased train / val, the balanced test set is the
 //! unbiased test set. Images are read on demand, resized to `image_size`, ImageNet-normalised,
 //! and flipped at random in training.
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -271,6 +271,13 @@ impl CelebaConfig {
 impl Benchmark for CelebaConfig {
     fn name(&self) -> &'static str {
         "celeba"
+    }
+
+    fn attributes(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("target".to_string(), self.target.clone()),
+            ("bias".to_string(), self.bias.clone()),
+        ])
     }
 
     fn validate(&self) -> Result<()> {

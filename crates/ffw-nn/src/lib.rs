@@ -7,6 +7,7 @@
 pub mod arch;
 pub mod error;
 pub mod gate;
+pub mod init_file;
 pub mod layers;
 pub mod mlp;
 pub mod params;
@@ -18,6 +19,7 @@ pub use arch::{Arch, Backbone, GatedLayerSpec, Model, ModelSpec};
 pub use error::{NnError, Result};
 pub use ffw_results::Variant;
 pub use gate::{GateMode, GateSet};
+pub use init_file::InitFile;
 pub use mlp::MlpSpec;
 pub use params::ParamStore;
 pub use probe::PrivacyHead;

@@ -61,6 +61,7 @@ mod tests {
         let mut data = DataPoint {
             name: "biased_mnist".into(),
             params: [("rho".to_string(), 0.99)].into(),
+            ..Default::default()
         };
         assert_eq!(data_label(&data), "Biased MNIST, ρ = 0.99");
         data.params.clear();

@@ -17,15 +17,13 @@ const CELLS: &str = "Unbiased test split, in %. Ours: mean ± sample std over se
                      seeds with results); – : no finished job, or no published value. \
                      \"(k of n collapsed)\": k seeds' models lost the task (validation task \
                      accuracy within 2 points of chance); their numbers are in the cells.";
-const NOT_IMPLEMENTED: &str = "ffw cannot run this benchmark yet: only the paper's values \
-                               (PROTOCOL §5) are shown, our cells are missing.";
 const UNPUBLISHED: &str = "PROTOCOL §5 gives no published values for this table: ours only.";
 
 pub fn all(sweep: &Sweep) -> Vec<Table> {
     let mut tables = vec![
         lambda(sweep),
         rho(sweep),
-        celeba(),
+        celeba(sweep),
         corrupted_cifar10(sweep),
         multi_color_mnist(sweep),
         epochs(sweep),
@@ -179,44 +177,76 @@ fn rho(sweep: &Sweep) -> Table {
 }
 
 /// A benchmark ffw cannot run: the paper's rows, our cells missing.
-fn published_only(
-    stem: &'static str,
-    title: &str,
-    summary: &str,
-    key_header: &str,
-    rows: Vec<(String, Method, Published)>,
-) -> Table {
-    // The rows are in the paper's order; the key indexes them.
-    let expected = (0..rows.len()).map(|i| (vec![Some(i as f64)], rows[i].1));
-    let groups = group(std::iter::empty::<(Key, &Record)>(), expected);
-    let at = |k: &Key| k[0].map_or(0, |i| i as usize);
-    let (columns, cells) = comparison(
-        &groups,
-        &[key_header],
-        |k| vec![rows[at(k)].0.clone()],
-        |k, _| rows[at(k)].2,
-    );
-    Table {
-        stem,
-        title: title.to_string(),
-        summary: summary.to_string(),
-        notes: vec![CELLS.to_string(), NOT_IMPLEMENTED.to_string()],
-        columns,
-        rows: cells,
-    }
+/// CelebA attribute names are matched as the data crate matches them: case and `_` ignored.
+fn same_attribute(a: &str, b: &str) -> bool {
+    let canonical = |s: &str| -> String {
+        s.chars()
+            .filter(|c| *c != '_')
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    canonical(a) == canonical(b)
 }
 
-fn celeba() -> Table {
-    published_only(
-        "table3_celeba",
-        "Table 3: CelebA (bias: Male)",
-        "CelebA, targets BlondHair and Eyeglasses: the paper's values (benchmark not implemented)",
-        "Target",
-        paper::CELEBA
-            .iter()
-            .map(|(t, m, p)| (t.to_string(), *m, *p))
-            .collect(),
-    )
+/// Table 3 from the sweep's CelebA models (the final models and masks at the base λ and
+/// epochs), one row group per target attribute, with the paper's values (bias: Male).
+/// Records without attributes (manifests written before they were recorded) have no
+/// target and stay out.
+fn celeba(sweep: &Sweep) -> Table {
+    let base = sweep.base("celeba");
+    let attribute = |r: &Record, key: &str| r.data.attributes.get(key).cloned();
+    let records: Vec<&Record> = sweep
+        .records
+        .iter()
+        .filter(|r| r.data.name == "celeba" && r.method != Method::Magnitude)
+        .filter(|r| attribute(r, "bias").is_some_and(|b| same_attribute(&b, "Male")))
+        .filter(|r| at_base(base, r, &[Axis::Data]))
+        .collect();
+    // The key indexes the targets: the paper's, then the sweep's others in order of finding.
+    let mut targets: Vec<String> = Vec::new();
+    let paper_targets = paper::CELEBA.iter().map(|(t, _, _)| t.to_string());
+    for t in paper_targets.chain(records.iter().filter_map(|r| attribute(r, "target"))) {
+        if !targets.iter().any(|k| same_attribute(k, &t)) {
+            targets.push(t);
+        }
+    }
+    let index = |t: &str| targets.iter().position(|k| same_attribute(k, t));
+    let keyed = records.iter().filter_map(|r| {
+        let i = index(&attribute(r, "target")?)?;
+        Some((vec![Some(i as f64)], *r))
+    });
+    let expected = paper::CELEBA
+        .iter()
+        .filter_map(|(t, m, _)| Some((vec![Some(index(t)? as f64)], *m)));
+    let groups = group(keyed, expected);
+    let target = |k: &Key| k[0].map_or("–", |i| targets[i as usize].as_str());
+    let (columns, rows) = comparison(
+        &groups,
+        &["Target"],
+        |k| vec![target(k).to_string()],
+        |k, m| {
+            paper::CELEBA
+                .iter()
+                .find(|(t, pm, _)| *pm == m && same_attribute(t, target(k)))
+                .map_or(Published::NONE, |(_, _, p)| *p)
+        },
+    );
+    let none = records.is_empty().then(|| {
+        "This sweep has no CelebA job with bias Male (`[data] kind = \"celeba\"`): only the \
+         paper's values."
+            .to_string()
+    });
+    Table {
+        stem: "table3_celeba",
+        title: format!("Table 3: CelebA (bias: Male, λ = {})", num(base.lambda)),
+        summary: "CelebA: vanilla and FFW for each target attribute, with the paper's values \
+                  (a sweep trains one target: configs/celeba.toml, and a copy with target = \
+                  \"Eyeglasses\" for the second row)"
+            .into(),
+        notes: once(CELLS.to_string()).chain(none).collect(),
+        columns,
+        rows,
+    }
 }
 
 /// Table 4 from the sweep's Corrupted CIFAR-10 models at every ρ (the final models and

@@ -119,9 +119,10 @@ pub enum Axis {
     At,
 }
 
-/// The same dataset: one benchmark, every setting equal up to rounding.
+/// The same dataset: one benchmark, the same attributes, every setting equal up to rounding.
 pub fn same_data(a: &DataPoint, b: &DataPoint) -> bool {
     a.name == b.name
+        && a.attributes == b.attributes
         && a.params.len() == b.params.len()
         && a.params
             .iter()

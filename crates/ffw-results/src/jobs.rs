@@ -25,6 +25,10 @@ pub struct VanillaEpoch {
     pub train_acc: f64,
     /// Task accuracy on the monitoring split (unbiased validation), BatchNorm in eval mode.
     pub monitor_acc: Option<f64>,
+    /// Cross-entropy on the monitoring split, recorded when the plateau schedule follows it;
+    /// absent otherwise and in results from before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor_loss: Option<f64>,
     pub secs: f64,
 }
 

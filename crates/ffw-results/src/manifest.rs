@@ -19,6 +19,10 @@ pub struct DataPoint {
     pub name: String,
     #[serde(default)]
     pub params: BTreeMap<String, f64>,
+    /// Attributes chosen by name (CelebA's `target` and `bias`); absent where there are none
+    /// and in manifests from before they were recorded.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// What a study holds fixed on the axes it does not vary.

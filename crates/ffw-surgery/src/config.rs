@@ -27,6 +27,35 @@ pub enum LrSchedule {
     MultiStep,
     /// Cosine annealing from the optimiser's rate to 0 over `epochs` (no milestones).
     Cosine,
+    /// × `plateau.factor` on each plateau of the monitored loss, stopping early once the
+    /// rate falls below `plateau.min_lr` (`epochs` is then the most it trains).
+    Plateau,
+}
+
+/// torch's `ReduceLROnPlateau` (mode "min", relative `threshold`) plus the authors' stop;
+/// defaults are the CelebA recipe (PROTOCOL §5).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlateauConfig {
+    pub factor: f64,
+    pub patience: usize,
+    pub cooldown: usize,
+    pub threshold: f64,
+    /// Training stops once the rate is below this (not torch's floor `min_lr`, which
+    /// would hold the rate there instead).
+    pub min_lr: f64,
+}
+
+impl Default for PlateauConfig {
+    fn default() -> Self {
+        Self {
+            factor: 0.1,
+            patience: 10,
+            cooldown: 5,
+            threshold: 1e-4,
+            min_lr: 1e-3,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -49,6 +78,10 @@ pub struct VanillaConfig {
     pub schedule: LrSchedule,
     #[serde(skip_serializing_if = "AugmentConfig::is_off")]
     pub augment: AugmentConfig,
+    /// The `[vanilla.plateau]` table, given exactly with `schedule = "plateau"` (then
+    /// serialised in full, so its values are part of the job identity).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plateau: Option<PlateauConfig>,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -71,6 +104,7 @@ impl Default for VanillaConfig {
             checkpoints: vec![],
             schedule: LrSchedule::MultiStep,
             augment: AugmentConfig::default(),
+            plateau: None,
         }
     }
 }
@@ -219,8 +253,28 @@ impl VanillaConfig {
         check(
             self.schedule == LrSchedule::MultiStep || self.milestones.is_empty(),
             "vanilla.milestones",
-            "must be empty with schedule = \"cosine\"",
+            "must be empty unless schedule = \"multi_step\"",
         )?;
+        check(
+            (self.schedule == LrSchedule::Plateau) == self.plateau.is_some(),
+            "vanilla.plateau",
+            "a [vanilla.plateau] table goes with schedule = \"plateau\", and only with it",
+        )?;
+        if let Some(p) = &self.plateau {
+            float(
+                "vanilla.plateau.factor",
+                p.factor,
+                p.factor > 0.0 && p.factor < 1.0,
+                "in (0, 1)",
+            )?;
+            float(
+                "vanilla.plateau.threshold",
+                p.threshold,
+                (0.0..1.0).contains(&p.threshold),
+                "in [0, 1)",
+            )?;
+            non_negative("vanilla.plateau.min_lr", p.min_lr)?;
+        }
         check(
             self.augment.fill.iter().all(|v| v.is_finite()),
             "vanilla.augment.fill",
@@ -229,13 +283,18 @@ impl VanillaConfig {
         self.optimizer.validate("vanilla.optimizer")
     }
 
-    /// The learning rate of `epoch` (0-based) for base rate `lr0`.
-    pub fn lr(&self, lr0: f64, epoch: usize) -> f64 {
+    /// The learning rate of `epoch` (0-based) for base rate `lr0`, for the schedules fixed in
+    /// advance; `None` for the plateau schedule, which follows the monitored loss.
+    pub fn lr(&self, lr0: f64, epoch: usize) -> Option<f64> {
         match self.schedule {
-            LrSchedule::MultiStep => {
-                crate::schedule::multi_step_lr(lr0, &self.milestones, self.gamma, epoch)
-            }
-            LrSchedule::Cosine => crate::schedule::cosine_lr(lr0, self.epochs, epoch),
+            LrSchedule::MultiStep => Some(crate::schedule::multi_step_lr(
+                lr0,
+                &self.milestones,
+                self.gamma,
+                epoch,
+            )),
+            LrSchedule::Cosine => Some(crate::schedule::cosine_lr(lr0, self.epochs, epoch)),
+            LrSchedule::Plateau => None,
         }
     }
 }
@@ -374,7 +433,66 @@ mod tests {
             ..cosine
         };
         cosine.validate().unwrap();
-        assert!(cosine.lr(0.1, 40) < 0.1 && cosine.lr(0.1, 40) > 0.01);
+        let lr = cosine.lr(0.1, 40).unwrap();
+        assert!(lr < 0.1 && lr > 0.01);
+    }
+
+    #[test]
+    fn the_plateau_table_goes_with_its_schedule_and_is_checked() {
+        let plateau = VanillaConfig {
+            schedule: LrSchedule::Plateau,
+            milestones: vec![],
+            plateau: Some(PlateauConfig::default()),
+            ..Default::default()
+        };
+        plateau.validate().unwrap();
+        assert_eq!(plateau.lr(0.1, 3), None);
+        rejected(
+            VanillaConfig {
+                plateau: None,
+                ..plateau.clone()
+            }
+            .validate(),
+            "vanilla.plateau",
+        );
+        rejected(
+            VanillaConfig {
+                plateau: Some(PlateauConfig::default()),
+                ..Default::default()
+            }
+            .validate(),
+            "vanilla.plateau",
+        );
+        rejected(
+            VanillaConfig {
+                milestones: vec![40],
+                ..plateau.clone()
+            }
+            .validate(),
+            "vanilla.milestones",
+        );
+        for (key, set) in [
+            (
+                "vanilla.plateau.factor",
+                (|p, v| p.factor = v) as fn(&mut PlateauConfig, f64),
+            ),
+            ("vanilla.plateau.threshold", |p, v| p.threshold = v),
+            ("vanilla.plateau.min_lr", |p, v| p.min_lr = v),
+        ] {
+            for bad in [f64::NAN, -1.0, f64::INFINITY] {
+                let mut c = plateau.clone();
+                set(c.plateau.as_mut().unwrap(), bad);
+                rejected(c.validate(), key);
+            }
+        }
+        let parsed: VanillaConfig = serde_json::from_str(
+            r#"{"milestones": [], "schedule": "plateau", "plateau": {"patience": 3}}"#,
+        )
+        .unwrap();
+        assert_eq!(parsed.plateau.as_ref().unwrap().patience, 3);
+        assert_eq!(parsed.plateau.as_ref().unwrap().cooldown, 5);
+        let spec = serde_json::to_string(&parsed).unwrap();
+        assert!(spec.contains("\"plateau\"") && spec.contains("\"min_lr\":0.001"));
     }
 
     /// Parsed from their keys; at their defaults, absent from the serialised spec.
@@ -388,7 +506,11 @@ mod tests {
         assert_eq!(c.augment.crop_padding, 4);
         assert!(c.augment.hflip);
         let default = serde_json::to_string(&VanillaConfig::default()).unwrap();
-        assert!(!default.contains("schedule") && !default.contains("augment"));
+        assert!(
+            !default.contains("schedule")
+                && !default.contains("augment")
+                && !default.contains("plateau")
+        );
         assert!(serde_json::to_string(&c).unwrap().contains("\"cosine\""));
     }
 }

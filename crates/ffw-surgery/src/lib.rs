@@ -24,5 +24,7 @@ pub mod surgery;
 pub mod vanilla;
 
 pub use augment::AugmentConfig;
-pub use config::{FfwConfig, LrSchedule, OptimizerConfig, ProbeConfig, VanillaConfig};
+pub use config::{
+    FfwConfig, LrSchedule, OptimizerConfig, PlateauConfig, ProbeConfig, VanillaConfig,
+};
 pub use error::{Result, SurgeryError};

@@ -12,9 +12,10 @@ pub struct RunningSum {
 }
 
 impl RunningSum {
-    /// Adds `weight · x` for a scalar tensor `x`.
+    /// Adds `weight · x` for a scalar tensor `x`. Detached: a loss keeps its whole
+    /// computation graph (every activation of the step) alive otherwise, epoch after epoch.
     pub fn add(&mut self, x: &Tensor, weight: f64) -> Result<()> {
-        let term = (x.to_dtype(DType::F64)? * weight)?;
+        let term = (x.detach().to_dtype(DType::F64)? * weight)?;
         self.total = Some(match self.total.take() {
             Some(total) => (total + term)?,
             None => term,
@@ -48,6 +49,12 @@ mod tests {
             host += x as f64 * w;
         }
         assert_eq!(sum.value().unwrap().to_bits(), host.to_bits());
+        // A tracked loss leaves nothing tracked behind (its graph would be kept alive).
+        let w = candle_core::Var::new(2f32, &Device::Cpu).unwrap();
+        let loss = (w.as_tensor() * 3.0).unwrap();
+        assert!(loss.track_op());
+        sum.add(&loss, 1.0).unwrap();
+        assert!(!sum.total.as_ref().unwrap().track_op());
         assert_eq!(RunningSum::default().value().unwrap(), 0.0);
     }
 }

@@ -1,5 +1,6 @@
 //! Plateau detection (PyTorch `ReduceLROnPlateau`, mode "min", relative threshold) and the
-//! schedules built on it: FFW's temperature and the probe's "train to plateau".
+//! schedules built on it: FFW's temperature, the probe's "train to plateau" and the vanilla
+//! learning rate of CelebA.
 
 /// Counts epochs without a relative improvement of `threshold` over the best value seen.
 #[derive(Clone, Debug)]
@@ -8,6 +9,9 @@ pub struct Plateau {
     patience: usize,
     best: f64,
     bad_epochs: usize,
+    /// Epochs after a reduction during which bad epochs are not counted (torch's `cooldown`).
+    cooldown: usize,
+    cooldown_left: usize,
 }
 
 impl Plateau {
@@ -17,7 +21,13 @@ impl Plateau {
             patience,
             best: f64::INFINITY,
             bad_epochs: 0,
+            cooldown: 0,
+            cooldown_left: 0,
         }
+    }
+
+    pub fn with_cooldown(self, cooldown: usize) -> Self {
+        Self { cooldown, ..self }
     }
 
     /// Records `value`; true once the no-improvement count exceeds the patience, after which
@@ -29,8 +39,13 @@ impl Plateau {
         } else {
             self.bad_epochs += 1;
         }
+        if self.cooldown_left > 0 {
+            self.cooldown_left -= 1;
+            self.bad_epochs = 0;
+        }
         if self.bad_epochs > self.patience {
             self.bad_epochs = 0;
+            self.cooldown_left = self.cooldown;
             true
         } else {
             false
@@ -63,6 +78,33 @@ impl Temperature {
             self.value *= self.factor;
         }
         reduce
+    }
+}
+
+/// torch's `ReduceLROnPlateau(mode="min", threshold_mode="rel", min_lr=0)` on a learning
+/// rate, stepped once per epoch on the monitored loss.
+#[derive(Clone, Debug)]
+pub struct PlateauLr {
+    pub lr: f64,
+    factor: f64,
+    plateau: Plateau,
+}
+
+impl PlateauLr {
+    pub fn new(lr0: f64, factor: f64, threshold: f64, patience: usize, cooldown: usize) -> Self {
+        Self {
+            lr: lr0,
+            factor,
+            plateau: Plateau::new(threshold, patience).with_cooldown(cooldown),
+        }
+    }
+
+    /// Steps on the epoch's loss; returns the learning rate of the next epoch.
+    pub fn step(&mut self, loss: f64) -> f64 {
+        if self.plateau.observe(loss) {
+            self.lr *= self.factor;
+        }
+        self.lr
     }
 }
 
@@ -101,6 +143,31 @@ mod tests {
         assert!(!t.step(0.93)); // bad 1 (0.93 >= 0.94·0.95)
         assert!(t.step(0.93)); // bad 2 > 1
         assert_eq!(t.value, 0.1);
+    }
+
+    /// The sequence torch gives for `ReduceLROnPlateau(opt, factor=0.1, patience=2,
+    /// cooldown=1)` from lr 0.1 on these losses (worked by hand from torch's `step`:
+    /// better ⇒ reset, else count; in cooldown ⇒ count zeroed; count > patience ⇒ reduce
+    /// and start the cooldown).
+    #[test]
+    fn plateau_lr_follows_torch_with_cooldown() {
+        let mut s = PlateauLr::new(0.1, 0.1, 1e-4, 2, 1);
+        let losses = [1.0, 0.9, 0.9, 0.95, 0.89995, 0.91, 0.91, 0.91, 0.91, 0.5];
+        // 0.89995 is not better than 0.9 by 1e-4 relative (0.9·(1 − 1e-4) = 0.89991).
+        let want = [
+            0.1, 0.1, // best 1.0, then 0.9
+            0.1, 0.1, 0.01, // bad 1, 2, 3 > 2: reduce, cooldown 1
+            0.01, // bad 1, zeroed by the cooldown (without it, the next reduction comes a step early)
+            0.01, 0.01, 0.001, // bad 1, 2, 3 > 2: reduce
+            0.001, // better: best 0.5
+        ];
+        for (i, (&loss, &lr)) in losses.iter().zip(&want).enumerate() {
+            let got = s.step(loss);
+            assert!(
+                (got - lr).abs() < 1e-12,
+                "step {i}: loss {loss}: lr {got}, want {lr}"
+            );
+        }
     }
 
     #[test]

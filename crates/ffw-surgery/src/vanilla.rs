@@ -1,5 +1,6 @@
 //! Vanilla training on the biased train set (PROTOCOL §5): the model FFW later operates on.
 use std::collections::HashMap;
+use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
@@ -16,6 +17,7 @@ use crate::error::{Result, SurgeryError};
 use crate::optim::{self, Optimizer};
 use crate::progress;
 use crate::running::RunningSum;
+use crate::schedule::PlateauLr;
 use crate::seeds::sub_seed;
 
 pub struct VanillaOutcome {
@@ -46,17 +48,23 @@ pub fn train_step(model: &Model, opt: &mut dyn Optimizer, b: &Batch) -> Result<(
     Ok((loss, logits))
 }
 
-/// Trains from a seeded initialisation; `monitor`, if given, is scored after every epoch so
-/// the history shows when the model starts to learn more than the shortcut.
+/// Trains from a seeded initialisation, overwritten by the parameters of `init` where that
+/// file has them (a pretrained start); `monitor`, if given, is scored after every epoch so
+/// the history shows when the model starts to learn more than the shortcut. With
+/// `schedule = "plateau"` its loss drives the learning rate and the early stop: the sweep
+/// passes the unbiased validation split (for CelebA the 40% of the group-balanced valid
+/// partition, PROTOCOL §5's "val"), which keeps the unbiased-train part FFW learns its mask
+/// on unseen by vanilla training, as the test set is.
 pub fn train_vanilla(
     arch: &dyn ModelSpec,
+    init: Option<&Path>,
     train: &Dataset,
     monitor: Option<&Dataset>,
     cfg: &VanillaConfig,
     seed: u64,
     device: &Device,
 ) -> Result<VanillaOutcome> {
-    train_vanilla_in(arch, train, monitor, cfg, seed, device, &Solo)
+    train_vanilla_in(arch, init, train, monitor, cfg, seed, device, &Solo)
 }
 
 /// The global minibatches of one epoch: `batch_size` at a time, except that on several
@@ -73,9 +81,12 @@ fn global_batches(order: &[usize], batch_size: usize, ranks: usize) -> Vec<&[usi
 /// [`train_vanilla`] on one rank of a data-parallel `group` ([`crate::data_parallel`]):
 /// every global minibatch is shared by the group, the replicas stay identical, and every
 /// rank returns the same outcome (the history's loss and accuracy are the group's). On one
-/// rank ([`Solo`]) the numbers are [`train_vanilla`]'s.
+/// rank ([`Solo`]) the numbers are [`train_vanilla`]'s. Every rank scores `monitor` itself,
+/// so the replicas take the same plateau decisions.
+#[allow(clippy::too_many_arguments)]
 pub fn train_vanilla_in(
     arch: &dyn ModelSpec,
+    init: Option<&Path>,
     train: &Dataset,
     monitor: Option<&Dataset>,
     cfg: &VanillaConfig,
@@ -85,6 +96,10 @@ pub fn train_vanilla_in(
 ) -> Result<VanillaOutcome> {
     let store = ParamStore::new(sub_seed(seed, "vanilla-init"), device);
     let model = arch.build(store.var_builder())?;
+    if let Some(path) = init {
+        let skipped = ffw_nn::init_file::load_into(&store, path, device)?;
+        tracing::info!(file = %path.display(), ?skipped, "vanilla starts from pretrained parameters");
+    }
     let mut opt = optim::build(&cfg.optimizer, store.trainable());
     let order_seed = sub_seed(seed, "vanilla-order");
     // Random flips of the image files that allow them (in-memory benchmarks have none); the
@@ -103,9 +118,34 @@ pub fn train_vanilla_in(
     let mut checkpoints = Vec::with_capacity(cfg.checkpoints.len());
     let mut step = 0usize;
     let batches = DeviceSplit::new(train, device)?;
+    let mut plateau = match (&cfg.plateau, monitor) {
+        (Some(p), Some(_)) => Some((
+            PlateauLr::new(
+                base_lr(&cfg.optimizer),
+                p.factor,
+                p.threshold,
+                p.patience,
+                p.cooldown,
+            ),
+            p.min_lr,
+        )),
+        (Some(_), None) => {
+            return Err(SurgeryError::Config(
+                "vanilla.schedule: \"plateau\" needs a monitoring split".into(),
+            ))
+        }
+        (None, _) => None,
+    };
     for epoch in 0..cfg.epochs {
         let start = Instant::now();
-        let lr = cfg.lr(base_lr(&cfg.optimizer), epoch);
+        let lr = match &plateau {
+            Some((p, _)) => p.lr,
+            None => cfg.lr(base_lr(&cfg.optimizer), epoch).ok_or_else(|| {
+                SurgeryError::Config(
+                    "vanilla.plateau: schedule = \"plateau\" needs this table".into(),
+                )
+            })?,
+        };
         opt.set_lr(lr);
         let (mut loss_sum, mut hits, mut seen) = (RunningSum::default(), RunningSum::default(), 0);
         let order = epoch_order(train.len(), order_seed, epoch as u64);
@@ -166,19 +206,30 @@ pub fn train_vanilla_in(
                 value: loss,
             });
         }
+        let (monitor_acc, monitor_loss) = match monitor {
+            Some(m) => {
+                let frozen = crate::evaluate::frozen_model(arch, &store.snapshot()?, device)?;
+                let enc = crate::encode::encode(&frozen, m, device)?;
+                let acc = crate::encode::accuracy(&enc.logits, &enc.labels)?;
+                let loss = match plateau {
+                    Some(_) => Some(
+                        candle_nn::loss::cross_entropy(&enc.logits, &enc.labels)?
+                            .to_dtype(candle_core::DType::F64)?
+                            .to_scalar::<f64>()?,
+                    ),
+                    None => None,
+                };
+                (Some(acc), loss)
+            }
+            None => (None, None),
+        };
         let e = VanillaEpoch {
             epoch: epoch + 1,
             lr,
             loss,
             train_acc: hits / seen as f64,
-            monitor_acc: match monitor {
-                Some(m) => {
-                    let frozen = crate::evaluate::frozen_model(arch, &store.snapshot()?, device)?;
-                    let enc = crate::encode::encode(&frozen, m, device)?;
-                    Some(crate::encode::accuracy(&enc.logits, &enc.labels)?)
-                }
-                None => None,
-            },
+            monitor_acc,
+            monitor_loss,
             secs: start.elapsed().as_secs_f64(),
         };
         pb.set_message(format!("loss {:.4} acc {:.3}", e.loss, e.train_acc));
@@ -193,6 +244,27 @@ pub fn train_vanilla_in(
             "vanilla epoch"
         );
         history.push(e);
+        if let (Some((p, min_lr)), Some(val_loss)) = (plateau.as_mut(), monitor_loss) {
+            if !val_loss.is_finite() {
+                pb.abandon();
+                return Err(SurgeryError::NonFinite {
+                    phase: "vanilla",
+                    what: "monitor loss".into(),
+                    epoch,
+                    value: val_loss,
+                });
+            }
+            let next = p.step(val_loss);
+            if next < *min_lr {
+                // The history ends here: its last epoch is the one training stopped at.
+                tracing::info!(
+                    epoch = epoch + 1,
+                    lr = next,
+                    "vanilla stops: lr below min_lr"
+                );
+                break;
+            }
+        }
     }
     pb.finish_and_clear();
     Ok(VanillaOutcome {

@@ -144,19 +144,26 @@ impl RunConfig {
     }
 
     /// Checks the files under `data.dir` (their headers), and those of every study with a
-    /// benchmark of its own: both splits present and non-empty. Kept apart from
+    /// benchmark of its own: both splits present and non-empty; and that `model.init`, if
+    /// given, is a file. Kept apart from
     /// [`RunConfig::validate`] so a config can be listed where the data is not.
     pub fn check_data(&self) -> Result<()> {
-        let own = std::iter::once((String::new(), &self.data));
+        let own = std::iter::once((String::new(), &self.data, &self.model));
         let studies = self
             .studies
             .benchmarks()
             .into_iter()
-            .map(|(name, s)| (format!("studies.{name}."), &s.data));
-        for (prefix, data) in own.chain(studies) {
+            .map(|(name, s)| (format!("studies.{name}."), &s.data, &s.model));
+        for (prefix, data, model) in own.chain(studies) {
             data.benchmark()
                 .check_files()
                 .map_err(|e| SweepError::Config(format!("{prefix}data.dir: {e}")))?;
+            if let Some(init) = model.init.as_ref().filter(|p| !p.is_file()) {
+                return Err(SweepError::Config(format!(
+                    "{prefix}model.init: {}: no such file",
+                    init.display()
+                )));
+            }
         }
         Ok(())
     }

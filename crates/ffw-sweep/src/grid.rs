@@ -3,7 +3,7 @@
 //! λ, variant) and one magnitude-pruning job per (vanilla job, sparsity) reuse it.
 //! A job's identity is a hash of its canonical spec: it names the job's directory and seeds
 //! the job, so results never depend on which rank ran it or in which order.
-use ffw_nn::{Arch, Variant};
+use ffw_nn::{Arch, InitFile, Variant};
 use ffw_surgery::{FfwConfig, ProbeConfig, VanillaConfig};
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +20,10 @@ pub struct VanillaSpec {
     pub probe: ProbeConfig,
     /// The sweep's seed axis value (replicate index).
     pub seed: u64,
+    /// The pretrained start (`[model] init`); absent from the spec without one, so job
+    /// identities stay those of configs from before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitFile>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -179,6 +183,7 @@ pub(crate) fn expand_grid(cfg: &RunConfig, grid: &Grid) -> Vec<Job> {
                     },
                     probe: cfg.ffw.settings.probe.clone(),
                     seed,
+                    init: grid.model.init.as_deref().map(InitFile::describe),
                 }));
                 for &at in &starts {
                     for &lambda in &axis(&axes.lambda, &[cfg.ffw.settings.lambda]) {
@@ -284,6 +289,24 @@ mod tests {
         let c = expand(&cfg("gate_head = false\n"));
         assert_eq!(a[0].id, c[0].id);
         assert_ne!(a[1].id, c[1].id);
+    }
+
+    /// A pretrained start is part of the vanilla identity (and so of every job on it), and
+    /// a replaced file is a new job.
+    #[test]
+    fn the_pretrained_file_enters_the_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("resnet18.safetensors");
+        std::fs::write(&path, b"weights").unwrap();
+        let mut c = cfg("");
+        let a = expand(&c);
+        c.model.init = Some(path.clone());
+        let b = expand(&c);
+        std::fs::write(&path, b"other weights").unwrap();
+        let d = expand(&c);
+        assert_ne!(a[0].id, b[0].id);
+        assert_ne!(a[1].id, b[1].id);
+        assert_ne!(b[0].id, d[0].id);
     }
 
     #[test]

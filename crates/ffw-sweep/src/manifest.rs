@@ -35,6 +35,7 @@ fn data_point(data: &DataConfig) -> DataPoint {
     DataPoint {
         name: data.name().to_string(),
         params: data.params(),
+        attributes: data.attributes(),
     }
 }
 

@@ -18,6 +18,10 @@ pub struct ModelConfig {
     /// `cifar` (3×3, no max-pool).
     #[serde(default)]
     pub stem: ffw_nn::Stem,
+    /// A safetensors file of parameters with the model's (torchvision's) names to start
+    /// vanilla training from, e.g. ImageNet weights; absent = the seeded initialisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<std::path::PathBuf>,
 }
 
 /// The model family; each has its module in ffw-nn and its arm in [`arch`].

@@ -119,6 +119,7 @@ pub fn run_vanilla(
         None => {
             let out = train_vanilla_in(
                 &spec.arch,
+                spec.init.as_ref().map(|i| i.path.as_path()),
                 &splits.train,
                 Some(&splits.unbiased_val),
                 &spec.vanilla,
@@ -146,7 +147,8 @@ pub fn run_vanilla(
             saved_model::save(
                 &model_stem(dir, None),
                 &out.params,
-                &card(spec.vanilla.epochs),
+                // The plateau schedule may stop before `epochs`.
+                &card(out.history.len()),
             )?;
             out
         }
