@@ -307,6 +307,11 @@ fn bad_configs_are_rejected_before_any_work() {
             base.replace("[ffw]\n", "[ffw]\nlr = inf\n"),
             "ffw.lr: must be finite and > 0, got inf",
         ),
+        (
+            "gang",
+            base.replace("retries = 1", "retries = 1\nranks_per_job = 2"),
+            "sweep.ranks_per_job (sweep): not supported: data-parallel training of a model with BatchNorm",
+        ),
     ] {
         let cfg = f.root.join(format!("{name}.toml"));
         std::fs::write(&cfg, text).unwrap();
@@ -382,6 +387,126 @@ fn three_mpi_ranks_reproduce_the_single_rank_sweep() {
             1,
             "job {id} ran more than once"
         );
+    }
+}
+
+/// `mpirun` with `--timeout`, so that a deadlock fails the test instead of hanging it.
+#[cfg(feature = "mpi")]
+fn mpi_sweep(ranks: usize, cfg: &Path, out: &Path, fail: &str) -> Output {
+    Command::new("timeout")
+        .args([
+            "300",
+            "mpirun",
+            "--allow-run-as-root",
+            "--oversubscribe",
+            "-np",
+        ])
+        .arg(ranks.to_string())
+        .args([env!("CARGO_BIN_EXE_ffw"), "sweep", cfg.to_str().unwrap()])
+        .args(["--output", out.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .env("FFW_FAIL_JOBS", fail)
+        .output()
+        .unwrap()
+}
+
+/// `ranks_per_job = 2` with an MLP: on 3 ranks (one gang) a failing vanilla job fails on
+/// the whole gang without stalling it, the rerun on 5 ranks (two gangs) finishes the sweep;
+/// every job starts once per attempt and is reported by a gang's first rank, vanilla jobs
+/// trained by both ranks of the gang. A world the gangs do not fit is refused at the start.
+#[cfg(feature = "mpi")]
+#[test]
+fn gangs_of_two_ranks_train_vanilla_jobs_and_a_failed_sweep_resumes() {
+    if Command::new("mpirun").arg("--version").output().is_err() {
+        eprintln!("skipped: mpirun not found (install openmpi-bin)");
+        return;
+    }
+    let f = fixture();
+    let cfg = f.root.join("gangs.toml");
+    let text = config(&f.root.join("mnist"))
+        .replace(
+            "[model]\nkernel = 3",
+            "[model]\nname = \"mlp\"\nhidden = [16]",
+        )
+        .replace("retries = 1", "retries = 1\nranks_per_job = 2");
+    std::fs::write(&cfg, text).unwrap();
+    let out = f.root.join("out");
+    let jobs = listing(&cfg, &out).0;
+    let (vanilla_id, _) = jobs.iter().find(|(_, d)| !d.contains("<-")).unwrap();
+
+    for (ranks, why) in [(1, "sweep has 0"), (4, "sweep has 3")] {
+        let o = mpi_sweep(ranks, &cfg, &out, "");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && o.status.code() != Some(124),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("sweep.ranks_per_job") && stderr.contains(why),
+            "{stderr}"
+        );
+        assert!(events(&out).is_empty(), "a job started");
+    }
+
+    let o = mpi_sweep(3, &cfg, &out, vanilla_id);
+    let mut logs = String::from_utf8_lossy(&o.stderr).to_string();
+    let stderr = &logs;
+    assert_ne!(o.status.code(), Some(124), "the gang stalled:\n{stderr}");
+    assert!(!o.status.success(), "{stderr}");
+    assert_eq!(
+        count(&out, vanilla_id, "failed"),
+        2,
+        "one attempt plus one retry"
+    );
+    assert!(
+        listing(&cfg, &out).1.starts_with("6 jobs: 3 done"),
+        "{stderr}"
+    );
+
+    let o = mpi_sweep(5, &cfg, &out, "");
+    ok(&o);
+    logs.push_str(&String::from_utf8_lossy(&o.stderr));
+    let stderr = &logs;
+    assert!(
+        listing(&cfg, &out).1.starts_with("6 jobs: 6 done"),
+        "{stderr}"
+    );
+    let mut leaders = std::collections::BTreeSet::new();
+    for (id, d) in &jobs {
+        let done: Vec<_> = events(&out)
+            .into_iter()
+            .filter(|e| e["job"] == id.as_str() && e["event"] == "finished")
+            .collect();
+        assert_eq!(done.len(), 1, "job {id}");
+        leaders.insert(done[0]["rank"].as_i64().unwrap());
+        let ranks = if d.contains("<-") { 1 } else { 2 };
+        let start = format!("job start job={id}");
+        let lines = stderr.lines().filter(|l| l.contains(&start)).count();
+        let attempts = count(&out, id, "started");
+        assert_eq!(lines, ranks * attempts, "ranks that ran {id}:\n{stderr}");
+        assert!(out.join("jobs").join(id).join("result.json").exists());
+    }
+    assert!(
+        leaders.is_subset(&std::collections::BTreeSet::from([1, 3])),
+        "reported by {leaders:?}"
+    );
+
+    // The gang trained the model one rank trains, up to the order of float sums.
+    let single = f.root.join("single");
+    let one = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("ranks_per_job = 2", "");
+    std::fs::write(&cfg, one).unwrap();
+    ok(&sweep(&cfg, &single, &[]));
+    let history = |out: &Path| {
+        read_stripped(&out.join("jobs").join(vanilla_id).join("result.json"))["history"].clone()
+    };
+    let (gang, one) = (history(&out), history(&single));
+    assert_eq!(gang.as_array().unwrap().len(), 1, "{gang}");
+    for (g, o) in gang.as_array().unwrap().iter().zip(one.as_array().unwrap()) {
+        let loss = |e: &serde_json::Value| e["loss"].as_f64().unwrap();
+        assert!((loss(g) - loss(o)).abs() < 1e-5, "{gang} vs {one}");
+        assert_eq!(g["train_acc"], o["train_acc"], "{gang} vs {one}");
     }
 }
 

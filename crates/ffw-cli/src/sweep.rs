@@ -208,6 +208,8 @@ fn distribute(
     use mpi::traits::Communicator;
     let mpi = mpi.ok_or_else(|| anyhow::anyhow!("MPI was not started"))?;
     let world = mpi.universe.world();
+    // Every rank refuses a world its gangs do not fit, before any starts working.
+    manifest.config.sweep.gangs(world.size() as usize - 1)?;
     // Rank 0 writes for the whole world, so it alone holds the directory's lock.
     let _coordinator = if world.rank() == 0 {
         let lock = ffw_sweep::lock::acquire(out)?;
@@ -242,7 +244,8 @@ fn distribute(
         device = %ffw_placement::describe(&device),
         "rank ready"
     );
-    match ffw_sweep::distributed::run(&world, store, jobs, retries, &device)? {
+    let ranks_per_job = manifest.config.sweep.ranks_per_job;
+    match ffw_sweep::distributed::run(&world, store, jobs, retries, &device, ranks_per_job)? {
         Some(counts) => finish(counts, out),
         None => Ok(()),
     }
@@ -259,6 +262,8 @@ fn distribute(
     out: &Path,
 ) -> Result<()> {
     let (choice, workers_per_gpu) = (args.device, manifest.config.sweep.workers_per_gpu);
+    // One process has no gang to share a job with.
+    manifest.config.sweep.gangs(0)?;
     let device = ffw_placement::open(choice, Worker::SOLO, workers_per_gpu)?;
     let _lock = ffw_sweep::lock::acquire(out)?;
     manifest.write(store)?;

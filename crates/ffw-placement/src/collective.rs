@@ -18,6 +18,16 @@ pub trait Collective {
     /// The element-wise sum of `t` over the group (f32), the same bits on every rank.
     fn all_reduce_sum(&self, t: &Tensor) -> Result<Tensor>;
 
+    /// The element-wise sum of a few host values over the group (flags, running totals),
+    /// through a CPU tensor; on a group of one, `values` untouched.
+    fn sum_host(&self, values: &[f32]) -> Result<Vec<f32>> {
+        if self.size() == 1 {
+            return Ok(values.to_vec());
+        }
+        let t = Tensor::from_slice(values, values.len(), &candle_core::Device::Cpu)?;
+        host_f32(&self.all_reduce_sum(&t)?)
+    }
+
     /// Rank `root`'s `t` on every rank (the others pass a tensor of the same shape).
     fn broadcast(&self, t: &Tensor, root: usize) -> Result<Tensor> {
         let mine = if self.rank() == root {
@@ -154,6 +164,19 @@ impl Collective for InProcess {
 mod tests {
     use super::*;
     use candle_core::{Device, Var};
+
+    #[test]
+    fn host_values_are_summed_over_the_group() {
+        assert_eq!(Solo.sum_host(&[0.1, 2.0]).unwrap(), [0.1, 2.0]);
+        let sums: Vec<Vec<f32>> = InProcess::group(3)
+            .into_iter()
+            .map(|c| std::thread::spawn(move || c.sum_host(&[c.rank() as f32, 1.0]).unwrap()))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        assert!(sums.iter().all(|s| s == &[3.0, 3.0]), "{sums:?}");
+    }
 
     #[test]
     fn broadcast_and_gather_are_exact_and_gather_passes_gradients_home() {

@@ -9,11 +9,12 @@
 //!
 //! Vanilla training of models with BatchNorm needs its batch statistics synchronised across
 //! the group, which is not done yet: [`train_step`] refuses them rather than train on
-//! per-rank statistics (FFW runs BatchNorm in inference mode and needs nothing).
-use candle_core::{Tensor, Var};
+//! per-rank statistics (FFW runs BatchNorm in inference mode and needs nothing), and
+//! [`check_trainable`] lets a config be refused before anything runs.
+use candle_core::{Device, Tensor, Var};
 use ffw_data::Batch;
 use ffw_nn::params::is_running_stat;
-use ffw_nn::{Model, ParamStore};
+use ffw_nn::{Model, ModelSpec, ParamStore};
 use ffw_placement::Collective;
 
 use crate::error::{Result, SurgeryError};
@@ -55,10 +56,31 @@ pub fn all_reduce_grads(
     Ok(())
 }
 
+fn refuse_batch_norm(store: &ParamStore, ranks: usize) -> Result<()> {
+    let has_batch_norm = store.vars().iter().any(|(name, _)| is_running_stat(name));
+    if has_batch_norm && ranks > 1 {
+        return Err(SurgeryError::Unsupported(
+            "data-parallel training of a model with BatchNorm (its statistics are not \
+             synchronised across ranks yet)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether [`train_step`] can train `arch` on `ranks` ranks: checked from a throwaway CPU
+/// build, so a config is refused before any job starts.
+pub fn check_trainable(arch: &dyn ModelSpec, ranks: usize) -> Result<()> {
+    let store = ParamStore::new(0, &Device::Cpu);
+    arch.build(store.var_builder())?;
+    refuse_batch_norm(&store, ranks)
+}
+
 /// One data-parallel SGD/Adam step of `model`, whose parameters `store` holds and `opt`
 /// updates: `local` is this rank's slice of a global minibatch of `global_len` samples.
 /// Returns this rank's share of the global mean loss (the group's sum of them is the global
-/// mean), left on the device.
+/// mean) and its logits, left on the device. On one rank the share is the loss itself, to
+/// the bit.
 pub fn train_step(
     model: &Model,
     store: &ParamStore,
@@ -66,22 +88,15 @@ pub fn train_step(
     local: &Batch,
     global_len: usize,
     group: &dyn Collective,
-) -> Result<Tensor> {
-    let has_batch_norm = store.vars().iter().any(|(name, _)| is_running_stat(name));
-    if has_batch_norm && group.size() > 1 {
-        return Err(SurgeryError::Unsupported(
-            "data-parallel training of a model with BatchNorm (its statistics are not \
-             synchronised across ranks yet)"
-                .into(),
-        ));
-    }
+) -> Result<(Tensor, Tensor)> {
+    refuse_batch_norm(store, group.size())?;
     let logits = model.head(&model.features(&local.x, true)?)?;
     let share = local.x.dim(0)? as f64 / global_len as f64;
     let loss = (candle_nn::loss::cross_entropy(&logits, &local.y)? * share)?;
     let mut grads = loss.backward()?;
     all_reduce_grads(&mut grads, &store.trainable(), group)?;
     opt.step(&grads)?;
-    Ok(loss)
+    Ok((loss, logits))
 }
 
 #[cfg(test)]
@@ -236,5 +251,17 @@ mod tests {
         let group = InProcess::group(2).remove(0);
         let err = train_step(&model, &store, opt.as_mut(), &b, 4, &group).unwrap_err();
         assert!(err.to_string().contains("BatchNorm"), "{err}");
+        let err = check_trainable(&arch, 2).unwrap_err();
+        assert!(err.to_string().contains("BatchNorm"), "{err}");
+        check_trainable(&arch, 1).unwrap();
+        check_trainable(
+            &Arch::Mlp(MlpSpec {
+                input: 4,
+                hidden: vec![3],
+                n_classes: 2,
+            }),
+            2,
+        )
+        .unwrap();
     }
 }

@@ -26,3 +26,14 @@ pub fn check() -> Result<()> {
         Ok(())
     }
 }
+
+/// [`check`] agreed over a data-parallel group (all ranks call it together): the signal
+/// reaches ranks at different steps, and a rank that stopped alone would leave the others
+/// waiting in their next collective.
+pub fn check_in(group: &dyn ffw_placement::Collective) -> Result<()> {
+    if group.sum_host(&[f32::from(u8::from(requested()))])?[0] > 0.0 {
+        Err(SurgeryError::Interrupted)
+    } else {
+        Ok(())
+    }
+}

@@ -8,9 +8,11 @@ use ffw_data::dataset::epoch_order;
 use ffw_data::seeds::epoch_seed;
 use ffw_data::{Batch, Dataset, DeviceSplit};
 use ffw_nn::{Model, ModelSpec, ParamStore};
+use ffw_placement::{Collective, Solo};
 use ffw_results::VanillaEpoch;
 
 use crate::config::{OptimizerConfig, VanillaConfig};
+use crate::data_parallel::shard;
 use crate::error::{Result, SurgeryError};
 use crate::optim::{self, Optimizer};
 use crate::progress;
@@ -62,6 +64,36 @@ pub fn train_vanilla(
     seed: u64,
     device: &Device,
 ) -> Result<VanillaOutcome> {
+    train_vanilla_in(arch, init, train, monitor, cfg, seed, device, &Solo)
+}
+
+/// The global minibatches of one epoch: `batch_size` at a time, except that on several
+/// ranks a last minibatch smaller than the group is dropped, so that every rank has samples
+/// at every step.
+fn global_batches(order: &[usize], batch_size: usize, ranks: usize) -> Vec<&[usize]> {
+    let mut chunks: Vec<&[usize]> = order.chunks(batch_size.max(1)).collect();
+    if ranks > 1 && chunks.last().is_some_and(|c| c.len() < ranks) {
+        chunks.pop();
+    }
+    chunks
+}
+
+/// [`train_vanilla`] on one rank of a data-parallel `group` ([`crate::data_parallel`]):
+/// every global minibatch is shared by the group, the replicas stay identical, and every
+/// rank returns the same outcome (the history's loss and accuracy are the group's). On one
+/// rank ([`Solo`]) the numbers are [`train_vanilla`]'s. Every rank scores `monitor` itself,
+/// so the replicas take the same plateau decisions.
+#[allow(clippy::too_many_arguments)]
+pub fn train_vanilla_in(
+    arch: &dyn ModelSpec,
+    init: Option<&Path>,
+    train: &Dataset,
+    monitor: Option<&Dataset>,
+    cfg: &VanillaConfig,
+    seed: u64,
+    device: &Device,
+    group: &dyn Collective,
+) -> Result<VanillaOutcome> {
     let store = ParamStore::new(sub_seed(seed, "vanilla-init"), device);
     let model = arch.build(store.var_builder())?;
     if let Some(path) = init {
@@ -74,7 +106,13 @@ pub fn train_vanilla(
     // tensor augmentation of `cfg.augment` draws from its own stream.
     let flip_seed = sub_seed(seed, "vanilla-file-flip");
     let augment_seed = sub_seed(seed, "vanilla-augment");
-    let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
+    let (rank, ranks) = (group.rank(), group.size());
+    let steps_per_epoch = global_batches(
+        &epoch_order(train.len(), order_seed, 0),
+        cfg.batch_size,
+        ranks,
+    )
+    .len();
     let pb = progress::bar((cfg.epochs * steps_per_epoch) as u64, "vanilla");
     let mut history = Vec::with_capacity(cfg.epochs);
     let mut checkpoints = Vec::with_capacity(cfg.checkpoints.len());
@@ -112,17 +150,37 @@ pub fn train_vanilla(
         let (mut loss_sum, mut hits, mut seen) = (RunningSum::default(), RunningSum::default(), 0);
         let order = epoch_order(train.len(), order_seed, epoch as u64);
         let flips = Some(epoch_seed(flip_seed, epoch as u64));
-        for (i, item) in batches.pass(&order, cfg.batch_size, flips).enumerate() {
-            crate::interrupt::check()?;
+        let globals = global_batches(&order, cfg.batch_size, ranks);
+        // One rank reads whole minibatches in one pass; a rank of a group reads its slice of
+        // each global minibatch, a pass of one.
+        let pass: ffw_data::batches::Pass = if ranks == 1 {
+            batches.pass(&order, cfg.batch_size, flips)
+        } else {
+            Box::new(globals.iter().flat_map(|g| {
+                let local = shard(g, rank, ranks);
+                batches.pass(local, local.len(), flips)
+            }))
+        };
+        for (i, (item, global)) in pass.zip(&globals).enumerate() {
+            crate::interrupt::check_in(group)?;
             let (chunk, mut b) = item?;
             b.x = cfg.augment.apply(&b.x, augment_seed, epoch, i)?;
-            let (loss, logits) = train_step(&model, opt.as_mut(), &b)?;
-            loss_sum.add(&loss, chunk.len() as f64)?;
+            let (loss, logits) = crate::data_parallel::train_step(
+                &model,
+                &store,
+                opt.as_mut(),
+                &b,
+                global.len(),
+                group,
+            )?;
+            // Summed over the group at the epoch's end: each rank's share of the global mean
+            // loss, and its own hits.
+            loss_sum.add(&loss, global.len() as f64)?;
             hits.add(
                 &crate::encode::accuracy_on_device(&logits, &b.y)?,
                 chunk.len() as f64,
             )?;
-            seen += chunk.len();
+            seen += global.len();
             step += 1;
             for &at in &cfg.checkpoints {
                 if checkpoint_step(at, steps_per_epoch) == step {
@@ -131,7 +189,14 @@ pub fn train_vanilla(
             }
             pb.inc(1);
         }
-        let loss = loss_sum.value()? / seen as f64;
+        // Summed in f32 on several ranks; on one, the f64 sums untouched.
+        let (loss, hits) = if ranks == 1 {
+            (loss_sum.value()?, hits.value()?)
+        } else {
+            let s = group.sum_host(&[loss_sum.value()? as f32, hits.value()? as f32])?;
+            (f64::from(s[0]), f64::from(s[1]))
+        };
+        let loss = loss / seen as f64;
         if !loss.is_finite() {
             pb.abandon();
             return Err(SurgeryError::NonFinite {
@@ -162,7 +227,7 @@ pub fn train_vanilla(
             epoch: epoch + 1,
             lr,
             loss,
-            train_acc: hits.value()? / seen as f64,
+            train_acc: hits / seen as f64,
             monitor_acc,
             monitor_loss,
             secs: start.elapsed().as_secs_f64(),
@@ -207,4 +272,17 @@ pub fn train_vanilla(
         history,
         checkpoints,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_last_minibatch_smaller_than_the_group_is_dropped_on_several_ranks_only() {
+        let order: Vec<usize> = (0..11).collect();
+        assert_eq!(global_batches(&order, 5, 1)[2], &[10]);
+        assert_eq!(global_batches(&order, 5, 2).len(), 2);
+        assert_eq!(global_batches(&order[..10], 4, 2).len(), 3);
+    }
 }

@@ -194,11 +194,23 @@ impl RunConfig {
         if self.sweep.workers_per_gpu == 0 {
             return Err(bad("sweep.workers_per_gpu", "must be > 0"));
         }
+        if self.sweep.ranks_per_job == 0 {
+            return Err(bad("sweep.ranks_per_job", "must be > 0"));
+        }
         for (name, axes) in self.studies.declared() {
             axes.validate(&format!("studies.{name}"), &self.vanilla)?;
         }
         for grid in self.grids() {
             grid.axes.validate(&grid.section(), grid.vanilla)?;
+            let ranks = self.sweep.ranks_per_job;
+            if ranks > 1 {
+                let key = format!("sweep.ranks_per_job ({})", grid.section());
+                if grid.vanilla.batch_size < ranks {
+                    return Err(bad(&key, "larger than vanilla.batch_size"));
+                }
+                ffw_surgery::data_parallel::check_trainable(&grid.arch(), ranks)
+                    .map_err(|e| bad(&key, e))?;
+            }
             let data = grid.data.benchmark();
             if !grid.axes.rho.is_empty() && !data.params().contains_key("rho") {
                 return Err(bad(

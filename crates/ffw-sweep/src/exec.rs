@@ -5,6 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use candle_core::Device;
+use ffw_placement::{Collective, Solo};
 use ffw_surgery::SurgeryError;
 use serde::{Deserialize, Serialize};
 
@@ -37,9 +38,17 @@ fn vanilla_of<'a>(job: &Job, id: &str, jobs: &'a [Job]) -> Result<(&'a Job, &'a 
     }
 }
 
-fn execute(store: &Store, job: &Job, jobs: &[Job], device: &Device) -> Result<serde_json::Value> {
+/// Runs `job` on `group` (its first rank alone writes files; a vanilla job trains on the
+/// whole group, any other job runs on a group of one).
+fn execute(
+    store: &Store,
+    job: &Job,
+    jobs: &[Job],
+    device: &Device,
+    group: &dyn Collective,
+) -> Result<()> {
     // A job handed out just as the stop came does not start.
-    ffw_surgery::interrupt::check()?;
+    ffw_surgery::interrupt::check_in(group)?;
     if let Ok(list) = std::env::var(FAIL_ENV) {
         if list
             .split(',')
@@ -52,15 +61,20 @@ fn execute(store: &Store, job: &Job, jobs: &[Job], device: &Device) -> Result<se
         }
     }
     let dir = store.job_dir(&job.id);
-    std::fs::create_dir_all(&dir).map_err(|e| SweepError::io(&dir, e))?;
-    write_json_atomic(
-        &dir.join("spec.json"),
-        &serde_json::to_value(&job.spec).expect("specs serialise"),
-    )?;
+    let leader = group.rank() == 0;
+    if leader {
+        std::fs::create_dir_all(&dir).map_err(|e| SweepError::io(&dir, e))?;
+        write_json_atomic(
+            &dir.join("spec.json"),
+            &serde_json::to_value(&job.spec).expect("specs serialise"),
+        )?;
+    }
     let mut value = match &job.spec {
-        JobSpec::Vanilla(spec) => {
-            serde_json::to_value(run_vanilla(spec, job.seed(), &dir, device)?)
-        }
+        JobSpec::Vanilla(spec) => match run_vanilla(spec, job.seed(), &dir, device, group)? {
+            Some(result) => serde_json::to_value(result),
+            // A gang's other ranks only trained: the first rank writes everything.
+            None => return Ok(()),
+        },
         JobSpec::Ffw(spec) => {
             let (parent, vspec) = vanilla_of(job, &spec.vanilla, jobs)?;
             let r = run_ffw_job(
@@ -91,8 +105,7 @@ fn execute(store: &Store, job: &Job, jobs: &[Job], device: &Device) -> Result<se
     if let serde_json::Value::Object(m) = &mut value {
         m.insert(RESULT_JOB_KEY.into(), job.id.clone().into());
     }
-    write_json_atomic(&store.result_path(&job.id), &value)?;
-    Ok(value)
+    write_json_atomic(&store.result_path(&job.id), &value)
 }
 
 /// How one attempt at a job ended.
@@ -106,17 +119,28 @@ pub enum Outcome {
     Interrupted,
 }
 
-/// Runs one job.
-pub fn run_job(store: &Store, job: &Job, jobs: &[Job], device: &Device) -> Outcome {
+/// Runs one job on `group` ([`Solo`] but for a gang's vanilla jobs); the per-job log is the
+/// first rank's.
+pub fn run_job(
+    store: &Store,
+    job: &Job,
+    jobs: &[Job],
+    device: &Device,
+    group: &dyn Collective,
+) -> Outcome {
     let t = Instant::now();
     let dir = store.job_dir(&job.id);
-    if let Err(e) =
-        std::fs::create_dir_all(&dir).and_then(|_| crate::joblog::start(&dir.join("log.txt")))
-    {
-        tracing::warn!(job = %job.id, error = %e, "no per-job log");
+    if group.rank() == 0 {
+        if let Err(e) =
+            std::fs::create_dir_all(&dir).and_then(|_| crate::joblog::start(&dir.join("log.txt")))
+        {
+            tracing::warn!(job = %job.id, error = %e, "no per-job log");
+        }
     }
-    tracing::info!(job = %job.id, what = %job.describe(jobs), "job start");
-    let outcome = catch_unwind(AssertUnwindSafe(|| execute(store, job, jobs, device)));
+    tracing::info!(job = %job.id, what = %job.describe(jobs), ranks = group.size(), "job start");
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        execute(store, job, jobs, device, group)
+    }));
     let secs = t.elapsed().as_secs_f64();
     let result = match outcome {
         Ok(Ok(_)) => Outcome::Finished {
@@ -153,7 +177,7 @@ pub fn run_local(store: &Store, jobs: Vec<Job>, retries: usize, device: &Device)
     let mut coord = Coordinator::new(store, jobs, retries)?;
     while !ffw_surgery::interrupt::requested() {
         let Some(job) = coord.next(0)? else { break };
-        let outcome = run_job(store, &job, &all, device);
+        let outcome = run_job(store, &job, &all, device, &Solo);
         coord.finished(&job.id, 0, outcome)?;
     }
     Ok(coord.close())

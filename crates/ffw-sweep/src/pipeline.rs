@@ -9,6 +9,7 @@ use candle_core::{Device, Tensor};
 use ffw_data::{DataConfig, Splits};
 use ffw_nn::gate::GateSet;
 use ffw_nn::GateMode;
+use ffw_placement::Collective;
 use ffw_results::{
     CheckpointReport, FfwResult, MagnitudeResult, MaskReport, VanillaResult, SCHEMA_VERSION,
 };
@@ -18,7 +19,7 @@ use ffw_surgery::probe::ProbeInit;
 use ffw_surgery::saved_model::{self, ModelCard};
 use ffw_surgery::seeds::sub_seed;
 use ffw_surgery::surgery::run_ffw;
-use ffw_surgery::vanilla::train_vanilla;
+use ffw_surgery::vanilla::train_vanilla_in;
 
 use crate::error::Result;
 use crate::grid::{FfwSpec, MagnitudeSpec, VanillaSpec};
@@ -71,13 +72,16 @@ fn score_vanilla(
 }
 
 /// Trains (or reuses, if `dir` holds a saved model of this exact spec) and scores the vanilla
-/// model and its checkpoints; saves them and the privacy heads fitted on each.
+/// model and its checkpoints; saves them and the privacy heads fitted on each. Training runs
+/// data-parallel on `group`, whose first rank alone goes on to save, score and return the
+/// result (`None` on the others).
 pub fn run_vanilla(
     spec: &VanillaSpec,
     seed: u64,
     dir: &Path,
     device: &Device,
-) -> Result<VanillaResult> {
+    group: &dyn Collective,
+) -> Result<Option<VanillaResult>> {
     let mut wall = BTreeMap::new();
     let t = Instant::now();
     let splits = load_splits(&spec.data, seed)?;
@@ -96,13 +100,24 @@ pub fn run_vanilla(
         tracing::warn!(error = %e, "unreadable saved vanilla model: training again");
         None
     });
+    // A gang reuses only what each of its ranks found, or some would wait for a training
+    // that never comes.
+    let found = group
+        .sum_host(&[f32::from(u8::from(reusable.is_some()))])
+        .map_err(ffw_surgery::SurgeryError::from)?;
+    let reusable = if found[0] as usize == group.size() {
+        reusable
+    } else {
+        None
+    };
+    let leader = group.rank() == 0;
     let trained = match reusable {
         Some(found) => {
             tracing::info!(dir = %dir.display(), "reusing the saved vanilla model");
             found
         }
         None => {
-            let out = train_vanilla(
+            let out = train_vanilla_in(
                 &spec.arch,
                 spec.init.as_ref().map(|i| i.path.as_path()),
                 &splits.train,
@@ -110,7 +125,11 @@ pub fn run_vanilla(
                 &spec.vanilla,
                 seed,
                 device,
+                group,
             )?;
+            if !leader {
+                return Ok(None);
+            }
             let card = |epochs: usize| ModelCard {
                 arch: spec.arch.clone(),
                 provenance: serde_json::to_value(spec).expect("specs serialise"),
@@ -134,6 +153,9 @@ pub fn run_vanilla(
             out
         }
     };
+    if !leader {
+        return Ok(None);
+    }
     wall.insert("vanilla".to_string(), t.elapsed().as_secs_f64());
 
     let t = Instant::now();
@@ -160,7 +182,7 @@ pub fn run_vanilla(
     )?;
     tracing::info!(task_acc = report.test.task_acc, bias_acc = ?report.test.bias_acc, "vanilla on unbiased test");
     wall.insert("evaluation".to_string(), t.elapsed().as_secs_f64());
-    Ok(VanillaResult {
+    Ok(Some(VanillaResult {
         schema: SCHEMA_VERSION,
         data_sizes,
         labels,
@@ -169,7 +191,7 @@ pub fn run_vanilla(
         checkpoints,
         wall_secs: wall,
         device: Some(ffw_placement::describe(device)),
-    })
+    }))
 }
 
 /// FFW from the vanilla job's saved model (in `vanilla_dir`), evaluated with fresh probes.

@@ -36,6 +36,9 @@ pub struct SweepSection {
     /// Workers bound to one GPU under `--device cuda` (small models leave a GPU idle): a
     /// node may run up to this many workers per GPU (docs/GPU.md).
     pub workers_per_gpu: usize,
+    /// Worker ranks that train one vanilla model together, data-parallel (docs/GPU.md):
+    /// the workers form fixed gangs of this many ranks.
+    pub ranks_per_job: usize,
 }
 
 impl Default for SweepSection {
@@ -44,7 +47,26 @@ impl Default for SweepSection {
             axes: SweepAxes::default(),
             retries: 1,
             workers_per_gpu: 1,
+            ranks_per_job: 1,
         }
+    }
+}
+
+impl SweepSection {
+    /// The gangs that `workers` worker ranks form, or why they cannot run this sweep.
+    pub fn gangs(&self, workers: usize) -> Result<usize> {
+        let k = self.ranks_per_job;
+        if k > 1 && (workers < k || workers % k != 0) {
+            return Err(bad(
+                "sweep.ranks_per_job",
+                format!(
+                    "{k} ranks per job need a multiple of {k} worker ranks besides the \
+                     coordinator (mpirun -np {}), but the sweep has {workers}",
+                    k + 1
+                ),
+            ));
+        }
+        Ok(workers / k)
     }
 }
 
@@ -205,5 +227,24 @@ fn check_rho(key: &str, rho: f64) -> Result<()> {
         Ok(())
     } else {
         Err(bad(key, format!("must be in [0, 1], got {rho}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gangs_must_fill_the_workers() {
+        let section = |k| SweepSection {
+            ranks_per_job: k,
+            ..SweepSection::default()
+        };
+        assert_eq!(section(1).gangs(3).unwrap(), 3);
+        assert_eq!(section(2).gangs(4).unwrap(), 2);
+        for workers in [0, 1, 3] {
+            let err = section(2).gangs(workers).unwrap_err().to_string();
+            assert!(err.starts_with("sweep.ranks_per_job: 2 ranks"), "{err}");
+        }
     }
 }
