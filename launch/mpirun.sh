@@ -1,21 +1,20 @@
 #!/usr/bin/env bash
 # Run a sweep on the ranks of one or more machines with Open MPI.
 #
-#   launch/mpirun.sh configs/paper.toml 9            # 9 ranks: 1 coordinator + 8 workers
-#   HOSTFILE=hosts launch/mpirun.sh configs/paper.toml 33
+#   launch/mpirun.sh configs/paper.toml 8            # 8 ranks, each running jobs
+#   HOSTFILE=hosts launch/mpirun.sh configs/paper.toml 32
 #
-# Rank 0 only hands out jobs and writes the journal; every other rank runs jobs. Give each
-# node (GPUs per node + 1) ranks on the first node and (GPUs per node) on the others: worker i
-# of a node (rank 0 not counted) binds GPU i % GPUs (build with `--features mpi,cuda`; more
-# workers per GPU need [sweep] workers_per_gpu, docs/GPU.md). CPU-only workers split the
-# node's cores between them (override with `ffw --threads N`).
+# Rank 0 also hands out jobs and writes the journal (from a thread of its own); every rank
+# runs jobs. Give each node one rank per GPU: rank i of a node binds GPU i % GPUs (build with
+# `--features mpi,cuda`; more ranks per GPU need [sweep] workers_per_gpu, docs/GPU.md).
+# CPU-only ranks split the node's cores between them (override with `ffw --threads N`).
 # The output directory (the config's `output`, default results/<config name>) must be on a file
 # system every rank can read: vanilla checkpoints are shared through it.
 # Rerunning the same command resumes: finished jobs are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 config=${1:?usage: launch/mpirun.sh CONFIG [RANKS]}
-ranks=${2:-$(( $(nproc) + 1 ))}
+ranks=${2:-$(nproc)}
 cargo build --release --features mpi --bin ffw
 args=(-np "$ranks" --oversubscribe)
 [ -n "${HOSTFILE:-}" ] && args+=(--hostfile "$HOSTFILE")

@@ -80,7 +80,11 @@ fn listing(cfg: &Path, out: &Path) -> (Vec<(String, String)>, String) {
     let text = String::from_utf8_lossy(&o.stdout).to_string();
     let jobs = text
         .lines()
-        .filter(|l| l.len() > 17 && l.as_bytes()[16] == b' ')
+        .filter(|l| {
+            l.len() > 17
+                && l.as_bytes()[16] == b' '
+                && l[..16].bytes().all(|b| b.is_ascii_hexdigit())
+        })
         .map(|l| (l[..16].to_string(), l[16..].trim().to_string()))
         .collect();
     (jobs, text.lines().last().unwrap_or_default().to_string())
@@ -377,10 +381,8 @@ fn three_mpi_ranks_reproduce_the_single_rank_sweep() {
         .filter(|e| e["event"] == "finished")
         .map(|e| e["rank"].as_i64().unwrap())
         .collect();
-    assert!(
-        ranks.iter().all(|r| *r >= 1),
-        "rank 0 only coordinates: {ranks:?}"
-    );
+    // Rank 0 coordinates from a thread of its own and runs jobs like the others.
+    assert!(ranks.contains(&0), "rank 0 ran no job: {ranks:?}");
     for id in &ids {
         assert_eq!(
             count(&multi, id, "started"),
@@ -410,88 +412,121 @@ fn mpi_sweep(ranks: usize, cfg: &Path, out: &Path, fail: &str) -> Output {
         .unwrap()
 }
 
-/// `ranks_per_job = 2` with an MLP: on 3 ranks (one gang) a failing vanilla job fails on
-/// the whole gang without stalling it, the rerun on 5 ranks (two gangs) finishes the sweep;
-/// every job starts once per attempt and is reported by a gang's first rank, vanilla jobs
-/// trained by both ranks of the gang. A world the gangs do not fit is refused at the start.
+/// Jobs of 2 ranks (the Biased MNIST grid with `ranks_per_job = 2`, on an MLP) mixed with
+/// jobs of 1 (a Multi-Color MNIST study with `ranks_per_job = 1`, magnitude pruning) on 3
+/// ranks, rank 0 among the workers: a 2-rank vanilla job that fails does so on both its ranks
+/// without stalling the sweep, and its dependants are skipped; the rerun on 2 ranks finishes
+/// every job, each once; every attempt ran on as many ranks as its job needs, and a 2-rank
+/// job trains the model one rank trains. A world too small for a job is refused at the start.
 #[cfg(feature = "mpi")]
 #[test]
-fn gangs_of_two_ranks_train_vanilla_jobs_and_a_failed_sweep_resumes() {
+fn jobs_of_one_and_two_ranks_mix_and_a_failed_sweep_resumes() {
     if Command::new("mpirun").arg("--version").output().is_err() {
         eprintln!("skipped: mpirun not found (install openmpi-bin)");
         return;
     }
     let f = fixture();
     let cfg = f.root.join("gangs.toml");
-    let text = config(&f.root.join("mnist"))
+    let mnist = f.root.join("mnist");
+    let text = config(&mnist)
         .replace(
             "[model]\nkernel = 3",
             "[model]\nname = \"mlp\"\nhidden = [16]",
         )
-        .replace("retries = 1", "retries = 1\nranks_per_job = 2");
+        .replace(
+            "retries = 1",
+            "retries = 1\nranks_per_job = 2\nmagnitude = [0.5]",
+        )
+        + &format!(
+            r#"
+[studies.lambda]
+[studies.multi_color_mnist]
+ranks_per_job = 1
+[studies.multi_color_mnist.data]
+kind = "multi_color_mnist"
+dir = "{}"
+[studies.multi_color_mnist.model]
+name = "mlp"
+hidden = [16]
+[studies.multi_color_mnist.vanilla]
+epochs = 1
+batch_size = 50
+milestones = []
+[studies.multi_color_mnist.axes]
+seeds = [0]
+lambda = [2.0]
+"#,
+            mnist.display()
+        );
     std::fs::write(&cfg, text).unwrap();
     let out = f.root.join("out");
     let jobs = listing(&cfg, &out).0;
-    let (vanilla_id, _) = jobs.iter().find(|(_, d)| !d.contains("<-")).unwrap();
+    let ranks_of = |d: &str| if d.ends_with("[2 ranks]") { 2 } else { 1 };
+    let vanilla_id = &jobs
+        .iter()
+        .find(|(_, d)| !d.contains("<-") && ranks_of(d) == 2)
+        .expect("a vanilla job on 2 ranks")
+        .0;
+    assert!(
+        jobs.iter()
+            .any(|(_, d)| !d.contains("<-") && ranks_of(d) == 1),
+        "a vanilla job on 1 rank"
+    );
 
-    for (ranks, why) in [(1, "sweep has 0"), (4, "sweep has 3")] {
-        let o = mpi_sweep(ranks, &cfg, &out, "");
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert!(
-            !o.status.success() && o.status.code() != Some(124),
-            "{stderr}"
-        );
-        assert!(
-            stderr.contains("sweep.ranks_per_job") && stderr.contains(why),
-            "{stderr}"
-        );
-        assert!(events(&out).is_empty(), "a job started");
-    }
+    let o = mpi_sweep(1, &cfg, &out, "");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && o.status.code() != Some(124),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("sweep.ranks_per_job: 2 ranks per job, but the sweep has 1"),
+        "{stderr}"
+    );
+    assert!(events(&out).is_empty(), "a job started");
 
     let o = mpi_sweep(3, &cfg, &out, vanilla_id);
     let mut logs = String::from_utf8_lossy(&o.stderr).to_string();
     let stderr = &logs;
-    assert_ne!(o.status.code(), Some(124), "the gang stalled:\n{stderr}");
+    assert_ne!(o.status.code(), Some(124), "the sweep stalled:\n{stderr}");
     assert!(!o.status.success(), "{stderr}");
     assert_eq!(
         count(&out, vanilla_id, "failed"),
         2,
         "one attempt plus one retry"
     );
+    // The failed model's 2 FFW jobs and its magnitude job are skipped.
     assert!(
-        listing(&cfg, &out).1.starts_with("6 jobs: 3 done"),
+        listing(&cfg, &out).1.starts_with("11 jobs: 7 done"),
         "{stderr}"
     );
 
-    let o = mpi_sweep(5, &cfg, &out, "");
+    let o = mpi_sweep(2, &cfg, &out, "");
     ok(&o);
     logs.push_str(&String::from_utf8_lossy(&o.stderr));
     let stderr = &logs;
     assert!(
-        listing(&cfg, &out).1.starts_with("6 jobs: 6 done"),
+        listing(&cfg, &out).1.starts_with("11 jobs: 11 done"),
         "{stderr}"
     );
-    let mut leaders = std::collections::BTreeSet::new();
     for (id, d) in &jobs {
         let done: Vec<_> = events(&out)
             .into_iter()
             .filter(|e| e["job"] == id.as_str() && e["event"] == "finished")
             .collect();
         assert_eq!(done.len(), 1, "job {id}");
-        leaders.insert(done[0]["rank"].as_i64().unwrap());
-        let ranks = if d.contains("<-") { 1 } else { 2 };
         let start = format!("job start job={id}");
         let lines = stderr.lines().filter(|l| l.contains(&start)).count();
         let attempts = count(&out, id, "started");
-        assert_eq!(lines, ranks * attempts, "ranks that ran {id}:\n{stderr}");
+        assert_eq!(
+            lines,
+            ranks_of(d) * attempts,
+            "ranks that ran {id}:\n{stderr}"
+        );
         assert!(out.join("jobs").join(id).join("result.json").exists());
     }
-    assert!(
-        leaders.is_subset(&std::collections::BTreeSet::from([1, 3])),
-        "reported by {leaders:?}"
-    );
 
-    // The gang trained the model one rank trains, up to the order of float sums.
+    // The 2 ranks trained the model one rank trains, up to the order of float sums.
     let single = f.root.join("single");
     let one = std::fs::read_to_string(&cfg)
         .unwrap()
@@ -501,12 +536,12 @@ fn gangs_of_two_ranks_train_vanilla_jobs_and_a_failed_sweep_resumes() {
     let history = |out: &Path| {
         read_stripped(&out.join("jobs").join(vanilla_id).join("result.json"))["history"].clone()
     };
-    let (gang, one) = (history(&out), history(&single));
-    assert_eq!(gang.as_array().unwrap().len(), 1, "{gang}");
-    for (g, o) in gang.as_array().unwrap().iter().zip(one.as_array().unwrap()) {
+    let (two, one) = (history(&out), history(&single));
+    assert_eq!(two.as_array().unwrap().len(), 1, "{two}");
+    for (t, o) in two.as_array().unwrap().iter().zip(one.as_array().unwrap()) {
         let loss = |e: &serde_json::Value| e["loss"].as_f64().unwrap();
-        assert!((loss(g) - loss(o)).abs() < 1e-5, "{gang} vs {one}");
-        assert_eq!(g["train_acc"], o["train_acc"], "{gang} vs {one}");
+        assert!((loss(t) - loss(o)).abs() < 1e-5, "{two} vs {one}");
+        assert_eq!(t["train_acc"], o["train_acc"], "{two} vs {one}");
     }
 }
 
@@ -541,11 +576,8 @@ fn workers_that_cannot_open_their_gpu_stop_every_rank() {
         Some(124),
         "a rank waited for another:\n{stderr}"
     );
-    assert!(stderr.contains("--device cuda: "), "{stderr}");
-    assert!(
-        stderr.contains("another rank could not open its device"),
-        "{stderr}"
-    );
+    // Every rank is a worker here, so each names its own failure.
+    assert_eq!(stderr.matches("--device cuda: ").count(), 3, "{stderr}");
     assert!(
         !events(&out).iter().any(|e| e["event"] == "started"),
         "a job started"

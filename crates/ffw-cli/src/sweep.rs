@@ -46,7 +46,11 @@ fn dry_run(cfg_path: &Path, store: &Store, jobs: &[ffw_sweep::grid::Job]) -> Res
                 format!("damaged ({reason})")
             }
         };
-        println!("{}  {:<12} {}", j.id, state, j.describe(jobs));
+        let ranks = match j.ranks {
+            1 => String::new(),
+            k => format!(" [{k} ranks]"),
+        };
+        println!("{}  {:<12} {}{ranks}", j.id, state, j.describe(jobs));
     }
     let damaged = if damaged > 0 {
         format!(", {damaged} damaged")
@@ -132,6 +136,8 @@ pub struct Mpi {
     universe: mpi::environment::Universe,
     /// The world ranks on this rank's node.
     node_ranks: Vec<i32>,
+    /// MPI lets threads call it concurrently, so rank 0 can run jobs while it coordinates.
+    rank0_works: bool,
 }
 
 /// No MPI in this build.
@@ -140,15 +146,17 @@ pub enum Mpi {}
 
 #[cfg(feature = "mpi")]
 pub fn start_mpi() -> Result<Option<Mpi>> {
-    // Serialized: MPI is initialised here, on the main thread, and then called from the
-    // pool thread the command runs on (one thread at a time).
-    let (universe, provided) = mpi::initialize_with_threading(mpi::Threading::Serialized)
+    // Multiple: rank 0 coordinates in a thread of its own while it runs jobs. An MPI that
+    // offers less (Serialized at least: MPI is initialised here, on the main thread, and
+    // called from the pool thread the command runs on) leaves rank 0 coordinating only.
+    let (universe, provided) = mpi::initialize_with_threading(mpi::Threading::Multiple)
         .ok_or_else(|| anyhow::anyhow!("MPI was already initialised"))?;
     tracing::debug!(?provided, "MPI threading");
     let node_ranks = ffw_sweep::distributed::node_ranks(&universe.world());
     Ok(Some(Mpi {
         universe,
         node_ranks,
+        rank0_works: provided >= mpi::Threading::Multiple,
     }))
 }
 
@@ -208,8 +216,11 @@ fn distribute(
     use mpi::traits::Communicator;
     let mpi = mpi.ok_or_else(|| anyhow::anyhow!("MPI was not started"))?;
     let world = mpi.universe.world();
-    // Every rank refuses a world its gangs do not fit, before any starts working.
-    manifest.config.sweep.gangs(world.size() as usize - 1)?;
+    // Every rank refuses a world too small for some job, before any starts working.
+    let coordinators: &[i32] = if mpi.rank0_works { &[] } else { &[0] };
+    // A world of one runs every job itself.
+    let workers = (world.size() as usize - coordinators.len()).max(1);
+    manifest.config.check_workers(workers)?;
     // Rank 0 writes for the whole world, so it alone holds the directory's lock.
     let _coordinator = if world.rank() == 0 {
         let lock = ffw_sweep::lock::acquire(out)?;
@@ -225,8 +236,8 @@ fn distribute(
         let device = ffw_placement::open(choice, Worker::SOLO, workers_per_gpu)?;
         return finish(run_local(store, jobs, retries, &device)?, out);
     }
-    // Rank 0 only coordinates: each other rank binds its node's GPUs in turn.
-    let device = match Worker::on_node(&mpi.node_ranks, world.rank(), &[0]) {
+    // Each worker binds its node's GPUs in turn (rank 0 too, where it runs jobs).
+    let device = match Worker::on_node(&mpi.node_ranks, world.rank(), coordinators) {
         Some(worker) => ffw_placement::open(choice, worker, workers_per_gpu),
         None => Ok(candle_core::Device::Cpu),
     };
@@ -244,8 +255,11 @@ fn distribute(
         device = %ffw_placement::describe(&device),
         "rank ready"
     );
-    let ranks_per_job = manifest.config.sweep.ranks_per_job;
-    match ffw_sweep::distributed::run(&world, store, jobs, retries, &device, ranks_per_job)? {
+    if world.rank() == 0 && !mpi.rank0_works {
+        tracing::warn!("MPI offers no MPI_THREAD_MULTIPLE: rank 0 only coordinates");
+    }
+    let run = ffw_sweep::distributed::run;
+    match run(&world, store, jobs, retries, &device, mpi.rank0_works)? {
         Some(counts) => finish(counts, out),
         None => Ok(()),
     }
@@ -262,8 +276,8 @@ fn distribute(
     out: &Path,
 ) -> Result<()> {
     let (choice, workers_per_gpu) = (args.device, manifest.config.sweep.workers_per_gpu);
-    // One process has no gang to share a job with.
-    manifest.config.sweep.gangs(0)?;
+    // One process has no ranks to share a job with.
+    manifest.config.check_workers(1)?;
     let device = ffw_placement::open(choice, Worker::SOLO, workers_per_gpu)?;
     let _lock = ffw_sweep::lock::acquire(out)?;
     manifest.write(store)?;

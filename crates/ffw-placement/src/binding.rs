@@ -59,12 +59,21 @@ mod tests {
     use super::*;
 
     /// The GPUs of every worker of a layout: `nodes[n]` lists node n's world ranks; rank 0
-    /// coordinates.
+    /// only coordinates (an MPI without MPI_THREAD_MULTIPLE).
     fn gpus(nodes: &[Vec<i32>], n_gpus: usize, per_gpu: usize) -> Vec<(i32, usize)> {
+        gpus_with(nodes, n_gpus, per_gpu, &[0])
+    }
+
+    fn gpus_with(
+        nodes: &[Vec<i32>],
+        n_gpus: usize,
+        per_gpu: usize,
+        coordinators: &[i32],
+    ) -> Vec<(i32, usize)> {
         let mut out = Vec::new();
         for node in nodes {
             for &r in node {
-                if let Some(w) = Worker::on_node(node, r, &[0]) {
+                if let Some(w) = Worker::on_node(node, r, coordinators) {
                     out.push((r, gpu_of(w, n_gpus, per_gpu).unwrap()));
                 }
             }
@@ -100,6 +109,16 @@ mod tests {
             on.sort_unstable();
             assert_eq!(on, [0, 1, 2, 3]);
         }
+    }
+
+    /// launch/slurm.sbatch where rank 0 runs jobs too: 2 nodes × 4 tasks, every rank a worker
+    /// with a GPU of its own.
+    #[test]
+    fn slurm_layout_with_rank0_working_binds_every_gpu_once() {
+        let nodes = [vec![0, 1, 2, 3], vec![4, 5, 6, 7]];
+        let got = gpus_with(&nodes, 4, 1, &[]);
+        let want: Vec<(i32, usize)> = (0..8).map(|r| (r, r as usize % 4)).collect();
+        assert_eq!(got, want);
     }
 
     /// `mpirun --map-by node` deals ranks round robin: the coordinator's node has a worker

@@ -19,6 +19,28 @@ impl MpiCollective {
     }
 }
 
+/// The collective of a job's ranks `comm` on `device`: MPI for CPU tensors, NCCL for CUDA
+/// ones (its communicator id carried over `comm`).
+pub fn group_on(
+    comm: SimpleCommunicator,
+    device: &candle_core::Device,
+) -> Result<Box<dyn Collective>> {
+    if device.is_cpu() {
+        return Ok(Box::new(MpiCollective::new(comm)));
+    }
+    #[cfg(feature = "nccl")]
+    return Ok(Box::new(crate::nccl_backend::NcclCollective::new(
+        comm, device,
+    )?));
+    #[cfg(not(feature = "nccl"))]
+    Err(PlacementError::Collective {
+        op: "init",
+        reason: "a job on several GPU ranks needs NCCL: rebuild with --features nccl \
+                 (docs/GPU.md), or set ranks_per_job = 1"
+            .into(),
+    })
+}
+
 impl Collective for MpiCollective {
     fn rank(&self) -> usize {
         self.comm.rank() as usize

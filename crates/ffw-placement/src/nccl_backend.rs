@@ -9,9 +9,13 @@ use mpi::traits::*;
 
 use crate::collective::Collective;
 use crate::error::{PlacementError, Result};
+use crate::mpi_backend::MpiCollective;
 
 pub struct NcclCollective {
     comm: Comm,
+    /// Host values ([`Collective::sum_host`]) go over MPI: through NCCL they would need a
+    /// copy to the GPU and a sync back.
+    host: MpiCollective,
 }
 
 fn nccl_error(op: &'static str, e: impl std::fmt::Debug) -> PlacementError {
@@ -23,7 +27,7 @@ fn nccl_error(op: &'static str, e: impl std::fmt::Debug) -> PlacementError {
 
 impl NcclCollective {
     /// A communicator over `group`'s ranks, each on its own GPU `device`.
-    pub fn new(group: &SimpleCommunicator, device: &Device) -> Result<Self> {
+    pub fn new(group: SimpleCommunicator, device: &Device) -> Result<Self> {
         let id = if group.rank() == 0 {
             Id::new().map_err(|e| nccl_error("init", e))?
         } else {
@@ -39,7 +43,10 @@ impl NcclCollective {
             Id::uninit(bytes),
         )
         .map_err(|e| nccl_error("init", e))?;
-        Ok(Self { comm })
+        Ok(Self {
+            comm,
+            host: MpiCollective::new(group),
+        })
     }
 }
 
@@ -82,6 +89,10 @@ impl Collective for NcclCollective {
 
     fn size(&self) -> usize {
         self.comm.world_size()
+    }
+
+    fn sum_host(&self, values: &[f32]) -> Result<Vec<f32>> {
+        self.host.sum_host(values)
     }
 
     fn all_reduce_sum(&self, t: &Tensor) -> Result<Tensor> {

@@ -194,19 +194,23 @@ impl RunConfig {
         if self.sweep.workers_per_gpu == 0 {
             return Err(bad("sweep.workers_per_gpu", "must be > 0"));
         }
-        if self.sweep.ranks_per_job == 0 {
-            return Err(bad("sweep.ranks_per_job", "must be > 0"));
-        }
         for (name, axes) in self.studies.declared() {
             axes.validate(&format!("studies.{name}"), &self.vanilla)?;
         }
         for grid in self.grids() {
             grid.axes.validate(&grid.section(), grid.vanilla)?;
-            let ranks = self.sweep.ranks_per_job;
+            let (ranks, key) = (grid.ranks, &grid.ranks_key);
+            if ranks == 0 {
+                return Err(bad(key, "must be > 0"));
+            }
             if ranks > 1 {
-                let key = format!("sweep.ranks_per_job ({})", grid.section());
-                if grid.vanilla.batch_size < ranks {
-                    return Err(bad(&key, "larger than vanilla.batch_size"));
+                let key = format!("{key} ({})", grid.section());
+                let batch = grid.vanilla.batch_size.min(self.ffw.settings.batch_size);
+                if batch < ranks {
+                    return Err(bad(
+                        &key,
+                        format!("larger than the smallest minibatch ({batch})"),
+                    ));
                 }
                 ffw_surgery::data_parallel::check_trainable(&grid.arch(), ranks)
                     .map_err(|e| bad(&key, e))?;
@@ -222,14 +226,32 @@ impl RunConfig {
         Ok(())
     }
 
+    /// Refuses a sweep whose jobs need more ranks than its `workers` (the ranks that run
+    /// jobs), before any starts: such a job would wait forever.
+    pub fn check_workers(&self, workers: usize) -> Result<()> {
+        match self.grids().into_iter().find(|g| g.ranks > workers) {
+            Some(g) => Err(bad(
+                &g.ranks_key,
+                format!(
+                    "{} ranks per job, but the sweep has {workers} rank(s) that run jobs",
+                    g.ranks
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The grids to run: each declared study, or `[sweep]` alone as the study "grid".
     pub fn grids(&self) -> Vec<Grid<'_>> {
+        let ranks = self.sweep.ranks_per_job;
         let grid = |name, data, model, vanilla, axes| Grid {
             name,
             data,
             model,
             vanilla,
             axes,
+            ranks,
+            ranks_key: "sweep.ranks_per_job".into(),
         };
         let declared = self.studies.declared();
         let benchmarks = self.studies.benchmarks();
@@ -248,7 +270,14 @@ impl RunConfig {
         });
         let other = benchmarks.into_iter().map(|(name, s)| {
             let axes = s.axes.or(&self.sweep.axes);
-            grid(name, &s.data, &s.model, &s.vanilla, axes)
+            match s.ranks_per_job {
+                Some(ranks) => Grid {
+                    ranks,
+                    ranks_key: format!("studies.{name}.ranks_per_job"),
+                    ..grid(name, &s.data, &s.model, &s.vanilla, axes)
+                },
+                None => grid(name, &s.data, &s.model, &s.vanilla, axes),
+            }
         });
         own.chain(other).collect()
     }

@@ -55,15 +55,19 @@ impl<'a> Coordinator<'a> {
         ));
     }
 
-    pub fn next(&mut self, rank: i32) -> Result<Option<Job>> {
-        let job = self.sched.next_ready();
-        if let Some(j) = &job {
-            self.store
-                .append(&Event::now(&j.id, EventKind::Started, rank))?;
-            tracing::info!(job = %j.id, rank, what = %j.describe(self.sched.jobs()), "started");
-            self.refresh();
-        }
-        Ok(job)
+    /// The next ready job that `idle` workers can run (its state becomes running); the
+    /// caller then names its first rank with [`Self::started`].
+    pub fn next(&mut self, idle: usize) -> Option<Job> {
+        self.sched.next_ready(idle)
+    }
+
+    /// Journals and logs that `job` started on `rank` (its first rank).
+    pub fn started(&mut self, job: &Job, rank: i32) -> Result<()> {
+        self.store
+            .append(&Event::now(&job.id, EventKind::Started, rank))?;
+        tracing::info!(job = %job.id, rank, ranks = job.ranks, what = %job.describe(self.sched.jobs()), "started");
+        self.refresh();
+        Ok(())
     }
 
     pub fn finished(&mut self, id: &str, rank: i32, outcome: Outcome) -> Result<()> {

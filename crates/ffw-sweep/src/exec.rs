@@ -176,7 +176,8 @@ pub fn run_local(store: &Store, jobs: Vec<Job>, retries: usize, device: &Device)
     let all = jobs.clone();
     let mut coord = Coordinator::new(store, jobs, retries)?;
     while !ffw_surgery::interrupt::requested() {
-        let Some(job) = coord.next(0)? else { break };
+        let Some(job) = coord.next(1) else { break };
+        coord.started(&job, 0)?;
         let outcome = run_job(store, &job, &all, device, &Solo);
         coord.finished(&job.id, 0, outcome)?;
     }

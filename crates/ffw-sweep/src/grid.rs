@@ -56,6 +56,9 @@ pub enum JobSpec {
 pub struct Job {
     pub id: String,
     pub spec: JobSpec,
+    /// Worker ranks that run it together, data-parallel (`ranks_per_job`); not part of its
+    /// identity: a job's result does not depend on it beyond the order of float sums.
+    pub ranks: usize,
 }
 
 impl Job {
@@ -63,7 +66,18 @@ impl Job {
         Self {
             id: job_id(&spec),
             spec,
+            ranks: 1,
         }
+    }
+
+    /// The job on `ranks` ranks (vanilla and FFW jobs; magnitude pruning is too small to
+    /// share).
+    pub fn on_ranks(self, ranks: usize) -> Self {
+        let ranks = match self.spec {
+            JobSpec::Magnitude(_) => 1,
+            _ => ranks,
+        };
+        Self { ranks, ..self }
     }
 
     /// Jobs that must be done first.
@@ -184,7 +198,8 @@ pub(crate) fn expand_grid(cfg: &RunConfig, grid: &Grid) -> Vec<Job> {
                     probe: cfg.ffw.settings.probe.clone(),
                     seed,
                     init: grid.model.init.as_deref().map(InitFile::describe),
-                }));
+                }))
+                .on_ranks(grid.ranks);
                 for &at in &starts {
                     for &lambda in &axis(&axes.lambda, &[cfg.ffw.settings.lambda]) {
                         for &variant in &variants {
@@ -193,11 +208,14 @@ pub(crate) fn expand_grid(cfg: &RunConfig, grid: &Grid) -> Vec<Job> {
                                 variant,
                                 ..cfg.ffw.settings.clone()
                             };
-                            users.push(Job::new(JobSpec::Ffw(FfwSpec {
-                                vanilla: vanilla.id.clone(),
-                                at,
-                                ffw,
-                            })));
+                            users.push(
+                                Job::new(JobSpec::Ffw(FfwSpec {
+                                    vanilla: vanilla.id.clone(),
+                                    at,
+                                    ffw,
+                                }))
+                                .on_ranks(grid.ranks),
+                            );
                         }
                     }
                 }
@@ -215,16 +233,23 @@ pub(crate) fn expand_grid(cfg: &RunConfig, grid: &Grid) -> Vec<Job> {
     vanilla_jobs
 }
 
-/// Every job of the config: the union of its grids ([`RunConfig::grids`]), each job once,
-/// vanilla jobs first.
+/// Every job of the config: the union of its grids ([`RunConfig::grids`]), each job once
+/// (on the most ranks any of its grids gives it), vanilla jobs first.
 pub fn expand(cfg: &RunConfig) -> Vec<Job> {
-    let mut seen = std::collections::HashSet::new();
-    let mut all: Vec<Job> = cfg
-        .grids()
-        .iter()
-        .flat_map(|grid| expand_grid(cfg, grid))
-        .filter(|j| seen.insert(j.id.clone()))
-        .collect();
+    let mut seen = std::collections::HashMap::new();
+    let mut all: Vec<Job> = Vec::new();
+    for job in cfg.grids().iter().flat_map(|grid| expand_grid(cfg, grid)) {
+        match seen.get(&job.id) {
+            Some(&i) => {
+                let first: &mut Job = &mut all[i];
+                first.ranks = first.ranks.max(job.ranks);
+            }
+            None => {
+                seen.insert(job.id.clone(), all.len());
+                all.push(job);
+            }
+        }
+    }
     all.sort_by_key(|j| !matches!(j.spec, JobSpec::Vanilla(_)));
     all
 }

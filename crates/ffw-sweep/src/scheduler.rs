@@ -78,9 +78,12 @@ impl Scheduler {
         skipped
     }
 
-    pub fn next_ready(&mut self) -> Option<Job> {
+    /// The first pending job whose dependencies are done and that needs at most `ranks`
+    /// ranks; it becomes running.
+    pub fn next_ready(&mut self, ranks: usize) -> Option<Job> {
         let job = self.jobs.iter().find(|j| {
-            matches!(self.status[&j.id], Status::Pending { .. })
+            j.ranks <= ranks
+                && matches!(self.status[&j.id], Status::Pending { .. })
                 && j.deps()
                     .iter()
                     .all(|d| self.status.get(*d) == Some(&Status::Done))
@@ -164,6 +167,7 @@ mod tests {
         Job {
             id: id.into(),
             spec,
+            ranks: 1,
         }
     }
 
@@ -183,14 +187,37 @@ mod tests {
         states.insert("root".into(), JobState::Done);
         let mut s = Scheduler::new(jobs, &states, 1);
         // Only the root's dependant is ready; its dependants wait for it.
-        assert_eq!(s.next_ready().unwrap().id, "v");
-        assert!(s.next_ready().is_none());
+        assert_eq!(s.next_ready(1).unwrap().id, "v");
+        assert!(s.next_ready(1).is_none());
         assert!(s.finish("v", false).is_empty()); // first failure: retried
-        assert_eq!(s.next_ready().unwrap().id, "v");
+        assert_eq!(s.next_ready(1).unwrap().id, "v");
         assert_eq!(s.finish("v", false), vec!["a".to_string(), "b".to_string()]); // for good
-        assert!(s.next_ready().is_none());
+        assert!(s.next_ready(1).is_none());
         let c = s.counts();
         assert_eq!((c.done, c.failed, c.skipped, c.pending), (1, 1, 2, 0));
+    }
+
+    /// A job waits until enough workers are idle; smaller ready jobs go ahead meanwhile.
+    #[test]
+    fn a_job_is_handed_out_once_its_ranks_are_idle() {
+        let jobs = vec![
+            Job {
+                ranks: 2,
+                ..job("wide", Some("root"))
+            },
+            job("narrow", Some("root")),
+            job("root", None),
+        ];
+        let mut states: HashMap<String, JobState> = jobs
+            .iter()
+            .map(|j| (j.id.clone(), JobState::NotStarted))
+            .collect();
+        states.insert("root".into(), JobState::Done);
+        let mut s = Scheduler::new(jobs, &states, 0);
+        assert!(s.next_ready(0).is_none());
+        assert_eq!(s.next_ready(1).unwrap().id, "narrow");
+        assert!(s.next_ready(1).is_none(), "the wide job needs 2 ranks");
+        assert_eq!(s.next_ready(3).unwrap().id, "wide");
     }
 
     #[test]
@@ -206,7 +233,7 @@ mod tests {
             },
         );
         let mut s = Scheduler::new(jobs, &states, 0);
-        assert_eq!(s.next_ready().unwrap().id, "v");
+        assert_eq!(s.next_ready(1).unwrap().id, "v");
         assert_eq!(s.finish("v", false), Vec::<String>::new());
         assert_eq!(s.counts().failed, 1);
     }

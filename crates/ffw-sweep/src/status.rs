@@ -214,6 +214,7 @@ mod tests {
                 at: None,
                 ffw: Default::default(),
             }),
+            ranks: 1,
         }
     }
 

@@ -314,6 +314,7 @@ mod tests {
                 at: None,
                 ffw: Default::default(),
             }),
+            ranks: 1,
         };
         let jobs = vec![job("a"), job("b"), job("c"), job("d")];
         store
@@ -436,6 +437,7 @@ mod tests {
                 at: None,
                 ffw: Default::default(),
             }),
+            ranks: 1,
         };
         std::fs::create_dir_all(store.job_dir("mine")).unwrap();
         let newer = ffw_results::SCHEMA_VERSION + 1;

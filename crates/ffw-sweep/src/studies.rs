@@ -36,8 +36,8 @@ pub struct SweepSection {
     /// Workers bound to one GPU under `--device cuda` (small models leave a GPU idle): a
     /// node may run up to this many workers per GPU (docs/GPU.md).
     pub workers_per_gpu: usize,
-    /// Worker ranks that train one vanilla model together, data-parallel (docs/GPU.md):
-    /// the workers form fixed gangs of this many ranks.
+    /// Worker ranks that run one vanilla or FFW job together, data-parallel (docs/GPU.md);
+    /// a benchmark study may set its own.
     pub ranks_per_job: usize,
 }
 
@@ -49,24 +49,6 @@ impl Default for SweepSection {
             workers_per_gpu: 1,
             ranks_per_job: 1,
         }
-    }
-}
-
-impl SweepSection {
-    /// The gangs that `workers` worker ranks form, or why they cannot run this sweep.
-    pub fn gangs(&self, workers: usize) -> Result<usize> {
-        let k = self.ranks_per_job;
-        if k > 1 && (workers < k || workers % k != 0) {
-            return Err(bad(
-                "sweep.ranks_per_job",
-                format!(
-                    "{k} ranks per job need a multiple of {k} worker ranks besides the \
-                     coordinator (mpirun -np {}), but the sweep has {workers}",
-                    k + 1
-                ),
-            ));
-        }
-        Ok(workers / k)
     }
 }
 
@@ -101,6 +83,10 @@ pub struct BenchmarkStudy {
     pub vanilla: VanillaConfig,
     #[serde(default)]
     pub axes: SweepAxes,
+    /// `[sweep] ranks_per_job` for this study's jobs (e.g. ResNet-18 on several GPUs while the
+    /// MNIST jobs take one each).
+    #[serde(default)]
+    pub ranks_per_job: Option<usize>,
 }
 
 /// One grid of jobs: a study (or `[sweep]` alone) with the setting it varies its axes around.
@@ -111,6 +97,9 @@ pub struct Grid<'a> {
     pub model: &'a ModelConfig,
     pub vanilla: &'a VanillaConfig,
     pub axes: SweepAxes,
+    /// The ranks each of its vanilla and FFW jobs runs on, and the key that set them.
+    pub ranks: usize,
+    pub ranks_key: String,
 }
 
 impl Grid<'_> {
@@ -227,24 +216,5 @@ fn check_rho(key: &str, rho: f64) -> Result<()> {
         Ok(())
     } else {
         Err(bad(key, format!("must be in [0, 1], got {rho}")))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gangs_must_fill_the_workers() {
-        let section = |k| SweepSection {
-            ranks_per_job: k,
-            ..SweepSection::default()
-        };
-        assert_eq!(section(1).gangs(3).unwrap(), 3);
-        assert_eq!(section(2).gangs(4).unwrap(), 2);
-        for workers in [0, 1, 3] {
-            let err = section(2).gangs(workers).unwrap_err().to_string();
-            assert!(err.starts_with("sweep.ranks_per_job: 2 ranks"), "{err}");
-        }
     }
 }
