@@ -361,7 +361,7 @@ fn a_model_added_through_the_seam_runs_vanilla_ffw_and_pruning() {
         head: candle_nn::Linear,
     }
     impl Backbone for ToyNet {
-        fn features(&self, x: &Tensor, _train: bool) -> candle_core::Result<Tensor> {
+        fn features(&self, x: &Tensor, _mode: ffw_nn::Mode) -> candle_core::Result<Tensor> {
             self.hidden.forward(x)?.relu()
         }
         fn head(&self, f: &Tensor) -> candle_core::Result<Tensor> {

@@ -50,7 +50,9 @@ fn matches_torch(stem: Stem, name: &str) {
     assert_eq!(store.vars().len(), init.len());
     let (x, y) = (&f["x"], f["y"].to_dtype(DType::U32).unwrap());
 
-    let logits = model.head(&model.features(x, true).unwrap()).unwrap();
+    let logits = model
+        .head(&model.features(x, ffw_nn::Mode::Train).unwrap())
+        .unwrap();
     assert!(
         rel_diff(&logits, &f["train_logits"]) < 1e-4,
         "{name}: logits"
@@ -80,7 +82,9 @@ fn matches_torch(stem: Stem, name: &str) {
             "{name}: {param} after the step"
         );
     }
-    let eval = model.head(&model.features(x, false).unwrap()).unwrap();
+    let eval = model
+        .head(&model.features(x, ffw_nn::Mode::Eval).unwrap())
+        .unwrap();
     assert!(
         rel_diff(&eval, &f["eval_logits"]) < 1e-4,
         "{name}: eval logits"

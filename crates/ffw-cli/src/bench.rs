@@ -175,7 +175,7 @@ pub fn bench(steps: usize, only: &[String], device: DeviceChoice, compare_cpu: b
         // Forward only, as every evaluation runs (and torch under no_grad): no graph.
         let frozen = frozen_model(&case.arch, &base, &device)?;
         let eval = measure(&device, 1000, steps, || {
-            let logits: Tensor = frozen.head(&frozen.features(&eb.x, false)?)?;
+            let logits: Tensor = frozen.head(&frozen.features(&eb.x, ffw_nn::Mode::Eval)?)?;
             logits.sum_all()?.to_scalar::<f32>()?;
             Ok(())
         })?;

@@ -1,36 +1,67 @@
 //! Training-mode batch normalisation as one fused op with its own backward. Composed from
 //! candle ops it needs reductions over (N, H, W), which candle runs element by element; this
 //! was the largest cost of a vanilla step after the convolutions.
+use std::sync::Arc;
+
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::storage::{contiguous_f32, output_f32, sum_f64};
 
+/// Sums per-channel values over the ranks of a data-parallel group, in a fixed order, the same
+/// result on every rank. Given one, training-mode BatchNorm normalises with the statistics of
+/// the group's whole global batch and back-propagates through them (synchronised BatchNorm).
+pub trait GroupSum: Send + Sync {
+    fn sum(&self, values: &[f64]) -> Result<Vec<f64>>;
+}
+
 /// `y = (x − μ_B) / sqrt(σ²_B + eps) · weight + bias` with batch statistics over (N, H, W) of
-/// `x` `[N, C, H, W]`. Returns `y` and the (detached) batch mean and biased variance `[C]`.
+/// `x` `[N, C, H, W]`, or over the global batch of `sync`'s group. Returns `y`, the
+/// (detached) mean and biased variance `[C]` it normalised with, and the number of values per
+/// channel they are over.
 pub fn batch_norm_train(
     x: &Tensor,
     weight: &Tensor,
     bias: &Tensor,
     eps: f64,
-) -> Result<(Tensor, Tensor, Tensor)> {
+    sync: Option<&Arc<dyn GroupSum>>,
+) -> Result<(Tensor, Tensor, Tensor, usize)> {
     if !(x.device().is_cpu() && x.dtype() == DType::F32 && x.rank() == 4) {
-        return reference(x, weight, bias, eps);
+        if sync.is_some() {
+            candle_core::bail!(
+                "synchronised BatchNorm runs on CPU f32 [N, C, H, W] tensors only; train \
+                 models with BatchNorm on GPU ranks with ranks_per_job = 1"
+            );
+        }
+        let (y, mean, var) = reference(x, weight, bias, eps)?;
+        let count = x.elem_count() / x.dim(1)?;
+        return Ok((y, mean, var, count));
     }
     let x = x.contiguous()?;
+    let c = x.dim(1)?;
     // The statistics once, in f64, for the forward and the backward pass alike.
-    let stats = x.apply_op1_no_bwd(&Stats)?;
-    let [mean, var]: [Vec<f64>; 2] = stats
-        .to_vec2::<f64>()?
-        .try_into()
-        .map_err(|_| candle_core::Error::Msg("batch_norm: statistics are not [2, C]".into()))?;
+    let stats = x.apply_op1_no_bwd(&Stats {
+        sync: sync.cloned(),
+    })?;
+    let all = stats.to_vec1::<f64>()?;
+    let (mean, var, count) = (
+        all[..c].to_vec(),
+        all[c..2 * c].to_vec(),
+        all[2 * c] as usize,
+    );
     let y = x.apply_op3(
         &weight.contiguous()?,
         &bias.contiguous()?,
-        BatchNormTrain { eps, mean, var },
+        BatchNormTrain {
+            eps,
+            mean,
+            var,
+            count,
+            sync: sync.cloned(),
+        },
     )?;
     let stats = stats.to_dtype(DType::F32)?;
-    Ok((y, stats.get(0)?, stats.get(1)?))
+    Ok((y, stats.narrow(0, 0, c)?, stats.narrow(0, c, c)?, count))
 }
 
 /// The same computation from candle ops, for other devices and as the tests' reference.
@@ -72,17 +103,26 @@ fn channel_sums(
         .collect()
 }
 
-fn mean_var(x: &[f32], n: usize, c: usize, hw: usize) -> (Vec<f64>, Vec<f64>) {
-    let m = (n * hw) as f64;
-    let mean: Vec<f64> = channel_sums(x, x, (n, c, hw), |_, a, _| a as f64)
-        .iter()
-        .map(|s| s / m)
-        .collect();
-    let var = channel_sums(x, x, (n, c, hw), |ch, a, _| (a as f64 - mean[ch]).powi(2))
-        .iter()
-        .map(|s| s / m)
-        .collect();
-    (mean, var)
+/// Per-channel mean and biased variance of `x` `[n, c, hw]`, over the group's global batch
+/// with `sync` (the mean first, then the squares about it: no cancellation); and the values
+/// per channel they are over.
+fn mean_var(
+    x: &[f32],
+    (n, c, hw): (usize, usize, usize),
+    sync: Option<&dyn GroupSum>,
+) -> Result<(Vec<f64>, Vec<f64>, f64)> {
+    let total = |sums: Vec<f64>| match sync {
+        Some(g) => g.sum(&sums),
+        None => Ok(sums),
+    };
+    let mut sums = channel_sums(x, x, (n, c, hw), |_, a, _| a as f64);
+    sums.push((n * hw) as f64);
+    let sums = total(sums)?;
+    let m = sums[c];
+    let mean: Vec<f64> = sums[..c].iter().map(|s| s / m).collect();
+    let squares = channel_sums(x, x, (n, c, hw), |ch, a, _| (a as f64 - mean[ch]).powi(2));
+    let var = total(squares)?.iter().map(|s| s / m).collect();
+    Ok((mean, var, m))
 }
 
 fn dims(l: &Layout) -> Result<(usize, usize, usize)> {
@@ -90,8 +130,11 @@ fn dims(l: &Layout) -> Result<(usize, usize, usize)> {
     Ok((n, c, h * w))
 }
 
-/// `x → [2, C]`: batch mean and biased variance.
-struct Stats;
+/// `x → [2·C + 1]`: batch mean and biased variance (of the group's global batch with `sync`),
+/// then the values per channel.
+struct Stats {
+    sync: Option<Arc<dyn GroupSum>>,
+}
 
 impl CustomOp1 for Stats {
     fn name(&self) -> &'static str {
@@ -99,8 +142,12 @@ impl CustomOp1 for Stats {
     }
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (n, c, hw) = dims(l)?;
-        let (mean, var) = mean_var(contiguous_f32(s, l, "batch_norm")?, n, c, hw);
-        Ok((CpuStorage::F64([mean, var].concat()), Shape::from((2, c))))
+        let x = contiguous_f32(s, l, "batch_norm")?;
+        let (mean, var, count) = mean_var(x, (n, c, hw), self.sync.as_deref())?;
+        Ok((
+            CpuStorage::F64([mean, var, vec![count]].concat()),
+            Shape::from(2 * c + 1),
+        ))
     }
 }
 
@@ -108,6 +155,9 @@ struct BatchNormTrain {
     eps: f64,
     mean: Vec<f64>,
     var: Vec<f64>,
+    /// Values per channel of the statistics (the global batch's with `sync`).
+    count: usize,
+    sync: Option<Arc<dyn GroupSum>>,
 }
 
 impl CustomOp3 for BatchNormTrain {
@@ -164,6 +214,8 @@ impl CustomOp3 for BatchNormTrain {
             eps: self.eps,
             mean: self.mean.clone(),
             var: self.var.clone(),
+            count: self.count,
+            sync: self.sync.clone(),
         };
         let packed = x.apply_op3_no_bwd(w, &grad, &backward)?;
         let c = w.dim(0)?;
@@ -176,11 +228,15 @@ impl CustomOp3 for BatchNormTrain {
     }
 }
 
-/// `(x, weight, dy) → [dweight; dbias; dx]` flattened.
+/// `(x, weight, dy) → [dweight; dbias; dx]` flattened. With `sync`, dweight and dbias are
+/// this rank's (the group sums parameter gradients afterwards) and dx takes the group's sums
+/// of dy and dy·(x − μ): every rank's loss depends on every rank's samples through μ and σ².
 struct BatchNormBackward {
     eps: f64,
     mean: Vec<f64>,
     var: Vec<f64>,
+    count: usize,
+    sync: Option<Arc<dyn GroupSum>>,
 }
 
 impl CustomOp3 for BatchNormBackward {
@@ -214,13 +270,20 @@ impl CustomOp3 for BatchNormBackward {
         let sum_dy_xc = channel_sums(x, dy, (n, c, hw), |ch, a, g| {
             (a as f64 - mean[ch]) * g as f64
         });
-        let m = (n * hw) as f64;
         let mut out = output_f32(2 * c + x.len());
         let (head, dx) = out.split_at_mut(2 * c);
         for ch in 0..c {
             head[ch] = (sum_dy_xc[ch] * invstd[ch]) as f32;
             head[c + ch] = sum_dy[ch] as f32;
         }
+        let (sum_dy, sum_dy_xc) = match &self.sync {
+            Some(g) => {
+                let all = g.sum(&[sum_dy, sum_dy_xc].concat())?;
+                (all[..c].to_vec(), all[c..].to_vec())
+            }
+            None => (sum_dy, sum_dy_xc),
+        };
+        let m = self.count as f64;
         // dx = w·invstd·(dy − mean(dy) − x̂·mean(dy·x̂))
         let coef: Vec<(f32, f32, f32, f32)> = (0..c)
             .map(|ch| {
@@ -267,7 +330,8 @@ mod tests {
             rand(&[3], -1.0, 1.0),
         );
         let proj = rand(&[4, 3, 5, 6], -1.0, 1.0);
-        let ours = batch_norm_train(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-5).unwrap();
+        let ours =
+            batch_norm_train(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-5, None).unwrap();
         let refr = reference(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-5).unwrap();
         assert!(max_diff(&ours.0, &refr.0) < 1e-5);
         assert!(max_diff(&ours.1, &refr.1) < 1e-5);
@@ -279,6 +343,118 @@ mod tests {
                 g2.get(v.as_tensor()).unwrap(),
             );
             assert!(d < 1e-4, "gradient differs by {d}");
+        }
+    }
+
+    /// Two threads sharing sums: the ranks of a data-parallel group.
+    struct Pair {
+        slots: std::sync::Mutex<[Vec<f64>; 2]>,
+        barrier: std::sync::Barrier,
+    }
+
+    struct Rank(Arc<Pair>, usize);
+
+    impl GroupSum for Rank {
+        fn sum(&self, values: &[f64]) -> Result<Vec<f64>> {
+            self.0.slots.lock().unwrap()[self.1] = values.to_vec();
+            self.0.barrier.wait();
+            let sum = {
+                let s = self.0.slots.lock().unwrap();
+                s[0].iter().zip(&s[1]).map(|(a, b)| a + b).collect()
+            };
+            self.0.barrier.wait();
+            Ok(sum)
+        }
+    }
+
+    /// Each half of a batch normalised on its own rank with synchronised statistics gives the
+    /// whole batch's output, statistics and input gradient; the halves' weight and bias
+    /// gradients sum to the whole batch's.
+    #[test]
+    fn two_synchronised_halves_normalise_like_the_whole_batch() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let mut v = |n: usize, lo: f32, hi: f32| -> Vec<f32> {
+            (0..n).map(|_| rng.gen_range(lo..hi)).collect()
+        };
+        let (x, proj) = (v(6 * 3 * 16, -2.0, 3.0), v(6 * 3 * 16, -1.0, 1.0));
+        let (w, b) = (v(3, 0.5, 1.5), v(3, -1.0, 1.0));
+        // Rows `rows` of x: output, mean, var, count, and the gradients of ⟨y, proj⟩ for x,
+        // weight and bias.
+        let run = Arc::new(
+            move |rows: std::ops::Range<usize>, sync: Option<Arc<dyn GroupSum>>| {
+                let cut = |a: &[f32]| {
+                    let per = 3 * 16;
+                    Tensor::from_slice(
+                        &a[rows.start * per..rows.end * per],
+                        (rows.len(), 3, 4, 4),
+                        &Device::Cpu,
+                    )
+                    .unwrap()
+                };
+                let x = Var::from_tensor(&cut(&x)).unwrap();
+                let w = Var::from_slice(&w, 3, &Device::Cpu).unwrap();
+                let b = Var::from_slice(&b, 3, &Device::Cpu).unwrap();
+                let (y, mean, var, count) =
+                    batch_norm_train(&x, &w, &b, 1e-5, sync.as_ref()).unwrap();
+                let g = y
+                    .mul(&cut(&proj))
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let grads: Vec<Vec<f32>> = [x.as_tensor(), w.as_tensor(), b.as_tensor()]
+                    .iter()
+                    .map(|t| flat(g.get(t).unwrap()))
+                    .collect();
+                (flat(&y), flat(&mean), flat(&var), count, grads)
+            },
+        );
+        let whole = run(0..6, None);
+        let pair = Arc::new(Pair {
+            slots: Default::default(),
+            barrier: std::sync::Barrier::new(2),
+        });
+        let halves: Vec<_> = [0..2, 2..6]
+            .into_iter()
+            .enumerate()
+            .map(|(r, rows)| {
+                let sync: Arc<dyn GroupSum> = Arc::new(Rank(pair.clone(), r));
+                let run = run.clone();
+                std::thread::spawn(move || run(rows, Some(sync)))
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        let close = |a: &[f32], b: &[f32]| {
+            assert_eq!(a.len(), b.len());
+            let d = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0., f32::max);
+            assert!(d < 1e-5, "differs by {d}");
+        };
+        let joined =
+            |f: &dyn Fn(&(Vec<f32>, Vec<f32>, Vec<f32>, usize, Vec<Vec<f32>>)) -> Vec<f32>| {
+                halves.iter().flat_map(f).collect::<Vec<f32>>()
+            };
+        close(&joined(&|h| h.0.clone()), &whole.0);
+        close(&joined(&|h| h.4[0].clone()), &whole.4[0]);
+        for h in &halves {
+            close(&h.1, &whole.1);
+            close(&h.2, &whole.2);
+            assert_eq!(h.3, 6 * 16);
+        }
+        for p in 1..3 {
+            let sum: Vec<f32> = halves[0].4[p]
+                .iter()
+                .zip(&halves[1].4[p])
+                .map(|(a, b)| a + b)
+                .collect();
+            close(&sum, &whole.4[p]);
         }
     }
 }

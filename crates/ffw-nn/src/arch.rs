@@ -8,14 +8,15 @@ use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::layers::Mode;
 use crate::mlp::MlpSpec;
 use crate::resnet::ResNet18Spec;
 use crate::simple_conv::SimpleConvNetSpec;
 
 /// A built model, on parameters from a `VarBuilder`.
 pub trait Backbone: Send + Sync {
-    /// Bottleneck features `[b, feature_dim]`; `train` only matters for BatchNorm.
-    fn features(&self, x: &Tensor, train: bool) -> CResult<Tensor>;
+    /// Bottleneck features `[b, feature_dim]`; `mode` only matters for BatchNorm.
+    fn features(&self, x: &Tensor, mode: Mode) -> CResult<Tensor>;
     /// Task logits from the bottleneck.
     fn head(&self, features: &Tensor) -> CResult<Tensor>;
 }

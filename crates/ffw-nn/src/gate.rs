@@ -358,8 +358,12 @@ mod tests {
             .map(|i| (i * 37 % 23) as f32 / 11.0 - 1.0)
             .collect();
         let x = Tensor::from_vec(x, (2, 3, 5, 5), &Device::Cpu)?;
-        use candle_core::{Module, ModuleT};
-        Ok(bn.forward_t(&conv.forward(&x)?, false)?)
+        use candle_core::Module;
+        Ok(bn.forward_act(
+            &conv.forward(&x)?,
+            crate::Mode::Eval,
+            ffw_kernels::Act::Identity,
+        )?)
     }
 
     /// SimpleConvNet's parameters with non-trivial BatchNorm statistics and affine terms.

@@ -1,8 +1,11 @@
 //! Layer constructors with PyTorch's default initialisations, so that a model built here
 //! starts from the same distribution as the authors' PyTorch models.
-use candle_core::{Module, ModuleT, Result, Tensor, Var};
+use std::sync::Arc;
+
+use candle_core::{Module, Result, Tensor, Var};
 use candle_nn::init::{FanInOut, Init, NonLinearity, NormalOrUniform};
 use candle_nn::VarBuilder;
+use ffw_kernels::batch_norm::GroupSum;
 use ffw_kernels::{channel_affine, Act};
 
 /// `nn.Linear`: weight and bias uniform in ±1/sqrt(fan_in) (kaiming_uniform with a = √5).
@@ -121,6 +124,18 @@ impl Module for Conv2d {
     }
 }
 
+/// How a forward pass treats BatchNorm.
+#[derive(Clone, Copy)]
+pub enum Mode<'a> {
+    /// Running statistics: evaluation, and FFW, which gates a frozen model.
+    Eval,
+    /// The batch's statistics, which update the running ones: vanilla training.
+    Train,
+    /// The statistics of the global batch a data-parallel group shares, on every rank alike
+    /// (synchronised BatchNorm).
+    TrainSynced(&'a Arc<dyn GroupSum>),
+}
+
 /// `nn.BatchNorm2d` (eps 1e-5, momentum 0.1, weight 1, bias 0); training mode runs on the
 /// fused [`ffw_kernels::batch_norm_train`].
 pub struct BatchNorm {
@@ -153,11 +168,16 @@ pub fn batch_norm(features: usize, vb: VarBuilder) -> Result<BatchNorm> {
 
 impl BatchNorm {
     /// `act(BatchNorm(x))`; in inference mode normalisation and activation are one pass.
-    pub fn forward_act(&self, x: &Tensor, train: bool, act: Act) -> Result<Tensor> {
-        if train {
-            let (y, mean, var) =
-                ffw_kernels::batch_norm_train(x, &self.weight, &self.bias, BN_EPS)?;
-            let n = (x.elem_count() / x.dim(1)?) as f64;
+    pub fn forward_act(&self, x: &Tensor, mode: Mode, act: Act) -> Result<Tensor> {
+        let sync = match mode {
+            Mode::Eval => None,
+            Mode::Train => Some(None),
+            Mode::TrainSynced(group) => Some(Some(group)),
+        };
+        if let Some(sync) = sync {
+            let (y, mean, var, n) =
+                ffw_kernels::batch_norm_train(x, &self.weight, &self.bias, BN_EPS, sync)?;
+            let n = n as f64;
             // PyTorch keeps the unbiased variance in its running estimate.
             let update = |run: &Var, stat: &Tensor| -> Result<()> {
                 run.set(&((run.as_tensor() * (1.0 - BN_MOMENTUM))? + (stat * BN_MOMENTUM)?)?)
@@ -174,11 +194,5 @@ impl BatchNorm {
         let scale = (&self.weight / (var + BN_EPS)?.sqrt()?)?;
         let shift = (&self.bias - (&mean * &scale)?)?;
         channel_affine(x, Some(&scale), &shift, act)
-    }
-}
-
-impl ModuleT for BatchNorm {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.forward_act(x, train, Act::Identity)
     }
 }

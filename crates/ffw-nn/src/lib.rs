@@ -20,6 +20,7 @@ pub use error::{NnError, Result};
 pub use ffw_results::Variant;
 pub use gate::{GateMode, GateSet};
 pub use init_file::InitFile;
+pub use layers::Mode;
 pub use mlp::MlpSpec;
 pub use params::ParamStore;
 pub use probe::PrivacyHead;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::arch::{Backbone, GatedLayerSpec, Model, ModelSpec};
 use crate::error::{NnError, Result as NnResult};
-use crate::layers::{self, Linear};
+use crate::layers::{self, Linear, Mode};
 
 pub struct Mlp {
     hidden: Vec<Linear>,
@@ -79,7 +79,7 @@ impl Mlp {
 }
 
 impl Backbone for Mlp {
-    fn features(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+    fn features(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
         let mut h = x.flatten_from(1)?;
         for l in &self.hidden {
             h = l.forward_act(&h, ffw_kernels::Act::Relu)?;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::arch::{Backbone, GatedLayerSpec, Model, ModelSpec};
 use crate::error::{NnError, Result as NnResult};
-use crate::layers::{self, BatchNorm, Conv2d, ConvOpts, Linear};
+use crate::layers::{self, BatchNorm, Conv2d, ConvOpts, Linear, Mode};
 
 /// The first convolution and what follows it before `layer1`.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -159,15 +159,15 @@ impl BasicBlock {
         })
     }
 
-    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let h = self
             .bn1
-            .forward_act(&self.conv1.forward(x)?, train, Act::Relu)?;
+            .forward_act(&self.conv1.forward(x)?, mode, Act::Relu)?;
         let h = self
             .bn2
-            .forward_act(&self.conv2.forward(&h)?, train, Act::Identity)?;
+            .forward_act(&self.conv2.forward(&h)?, mode, Act::Identity)?;
         let shortcut = match &self.downsample {
-            Some((conv, bn)) => bn.forward_act(&conv.forward(x)?, train, Act::Identity)?,
+            Some((conv, bn)) => bn.forward_act(&conv.forward(x)?, mode, Act::Identity)?,
             None => x.clone(),
         };
         ffw_kernels::relu(&(h + shortcut)?)
@@ -210,15 +210,15 @@ impl ResNet18 {
 
 impl Backbone for ResNet18 {
     /// The globally average-pooled output of `layer4`.
-    fn features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    fn features(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let mut h = self
             .bn1
-            .forward_act(&self.conv1.forward(x)?, train, Act::Relu)?;
+            .forward_act(&self.conv1.forward(x)?, mode, Act::Relu)?;
         if self.stem == Stem::Imagenet {
             h = ffw_kernels::max_pool2d(&h, 3, 2, 1)?;
         }
         for block in &self.blocks {
-            h = block.forward(&h, train)?;
+            h = block.forward(&h, mode)?;
         }
         h.mean((2, 3))
     }
@@ -293,7 +293,7 @@ mod tests {
             let store = ParamStore::new(1, &Device::Cpu);
             let model = Arch::Resnet18(s.clone()).build(store.var_builder())?;
             let x = Tensor::randn(0f32, 1., (2, 3, side, side), &Device::Cpu)?;
-            let f = model.features(&x, true)?;
+            let f = model.features(&x, Mode::Train)?;
             assert_eq!(f.dims(), [2, s.feature_dim()]);
             assert_eq!(model.head(&f)?.dims(), [2, 10]);
             // After the final ReLU and pooling every feature is non-negative.
@@ -342,7 +342,7 @@ mod tests {
             let vb = vb.pp("layer2.0.downsample");
             let conv = conv(2, 4, 1, 2, vb.pp("0"))?;
             let bn = layers::batch_norm(4, vb.pp("1"))?;
-            Ok(bn.forward_act(&conv.forward(&x)?, false, Act::Identity)?)
+            Ok(bn.forward_act(&conv.forward(&x)?, Mode::Eval, Act::Identity)?)
         };
         let (kept, pruned) = (
             shortcut(base.clone())?,

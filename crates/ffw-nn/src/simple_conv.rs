@@ -1,7 +1,7 @@
 //! The authors' variant of ReBias' SimpleConvNet (PROTOCOL §5): four same-padded convs
 //! 3→16→32→64→128 with BatchNorm, ReLU after the first three and tanh after the last,
 //! global average pooling as the bottleneck, and a linear task head.
-use candle_core::{Module, ModuleT, Result, Tensor};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use ffw_kernels::Act;
 
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::arch::{Backbone, GatedLayerSpec, Model, ModelSpec};
 use crate::error::{NnError, Result as NnResult};
-use crate::layers::{self, BatchNorm, Conv2d, Linear};
+use crate::layers::{self, BatchNorm, Conv2d, Linear, Mode};
 
 pub const CHANNELS: [usize; 5] = [3, 16, 32, 64, 128];
 
@@ -90,15 +90,15 @@ impl SimpleConvNet {
 }
 
 impl Backbone for SimpleConvNet {
-    /// Bottleneck features `[b, 128]`. `train` selects BatchNorm's batch statistics.
-    fn features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    /// Bottleneck features `[b, 128]`.
+    fn features(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let mut h = x.clone();
         for (i, (conv, bn)) in self.convs.iter().zip(&self.bns).enumerate() {
             h = conv.forward(&h)?;
             h = if i == 3 {
-                ffw_kernels::tanh(&bn.forward_t(&h, train)?)?
+                ffw_kernels::tanh(&bn.forward_act(&h, mode, Act::Identity)?)?
             } else {
-                bn.forward_act(&h, train, Act::Relu)?
+                bn.forward_act(&h, mode, Act::Relu)?
             };
         }
         h.mean((2, 3))

@@ -2,21 +2,38 @@
 //! gather. A backend provides only the sum, in a fixed order so that every run of the same
 //! group gives the same bits; broadcast and gather are sums with zeros elsewhere, which are
 //! exact, so they need nothing of their own.
+//!
+//! A job's ranks fail alone (a file one node cannot read, a panic), and a rank left waiting
+//! in a collective for a rank that gave up would wait forever: [`Agreeing`] makes every
+//! collective of a group first agree that no rank has failed.
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 
 use candle_core::{DType, Tensor};
 
-use crate::error::Result;
+use crate::error::{PlacementError, Result};
 
 /// Every rank of a group calls the same operations in the same order, with tensors of one
-/// shape (the gather excepted: its dim 0 may differ).
-pub trait Collective {
+/// shape (the gather excepted: its dim 0 may differ). Shared (`Send + Sync`) so that ops
+/// recorded for a backward pass (synchronised BatchNorm) can hold their group.
+pub trait Collective: Send + Sync {
     /// This rank's place in the group, `0..size()`.
     fn rank(&self) -> usize;
     fn size(&self) -> usize;
 
     /// The element-wise sum of `t` over the group (f32), the same bits on every rank.
     fn all_reduce_sum(&self, t: &Tensor) -> Result<Tensor>;
+
+    /// Ends the group's joint work: every rank calls it at the same point (or where it
+    /// fails, `failed`), and no collective follows; calling it again does nothing. On an
+    /// [`Agreeing`] group this is how the others learn of a failure; elsewhere nothing.
+    fn conclude(&self, _failed: bool) -> Result<()> {
+        Ok(())
+    }
+
+    /// The element-wise sum of host values over the group in f64, added in rank order: for
+    /// sums that f32 would round (BatchNorm's statistics).
+    fn sum_host_f64(&self, values: &[f64]) -> Result<Vec<f64>>;
 
     /// The element-wise sum of a few host values over the group (flags, running totals),
     /// through a CPU tensor; on a group of one, `values` untouched.
@@ -84,19 +101,103 @@ pub trait Collective {
     }
 }
 
+/// A data-parallel group, as jobs hold it.
+pub type Group = Arc<dyn Collective>;
+
 /// `t`'s values in f32 on the host, row-major.
 pub(crate) fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
     Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
 }
 
 /// The element-wise sum of the `parts` equal slices of `all`, added in rank order.
-pub(crate) fn sum_in_rank_order(all: &[f32], parts: usize) -> Vec<f32> {
+pub(crate) fn sum_in_rank_order<T: Copy + std::ops::AddAssign>(all: &[T], parts: usize) -> Vec<T> {
     let n = all.len() / parts.max(1);
     let mut sum = all[..n].to_vec();
     for part in all[n..].chunks_exact(n.max(1)) {
-        sum.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+        sum.iter_mut().zip(part).for_each(|(a, b)| *a += *b);
     }
     sum
+}
+
+/// A group whose ranks agree before each collective that none of them has failed: a rank
+/// that fails says so in its [`Collective::conclude`], which meets the others' next
+/// collective (or their own conclusion), and they fail with [`PlacementError::PeerFailed`]
+/// instead of waiting for it. Every rank's sequence of calls is the same up to where one
+/// fails, so the one flag exchange before each call always meets its counterpart.
+pub struct Agreeing<C> {
+    inner: C,
+    /// A failure was announced or learnt, or the group concluded: it is finished.
+    over: AtomicBool,
+}
+
+impl<C: Collective> Agreeing<C> {
+    pub fn new(inner: C) -> Self {
+        Self {
+            inner,
+            over: AtomicBool::new(false),
+        }
+    }
+
+    /// Exchanges the ranks' failure flags (this rank's is `failed`); an error if another
+    /// rank has failed.
+    fn agree(&self, failed: bool) -> Result<()> {
+        let (rank, size) = (self.rank(), self.size());
+        if self.over.load(Ordering::SeqCst) {
+            return Err(PlacementError::Collective {
+                op: "all-reduce",
+                reason: "the group has ended after a failure".into(),
+            });
+        }
+        let mut flags = vec![0f32; size];
+        flags[rank] = f32::from(u8::from(failed));
+        let all = self.inner.sum_host(&flags)?;
+        let failed_ranks: Vec<usize> = (0..size).filter(|&r| r != rank && all[r] > 0.0).collect();
+        self.over
+            .store(failed || !failed_ranks.is_empty(), Ordering::SeqCst);
+        if failed_ranks.is_empty() {
+            Ok(())
+        } else {
+            Err(PlacementError::PeerFailed {
+                ranks: failed_ranks,
+                size,
+            })
+        }
+    }
+}
+
+impl<C: Collective> Collective for Agreeing<C> {
+    fn rank(&self) -> usize {
+        self.inner.rank()
+    }
+
+    fn size(&self) -> usize {
+        self.inner.size()
+    }
+
+    fn all_reduce_sum(&self, t: &Tensor) -> Result<Tensor> {
+        self.agree(false)?;
+        self.inner.all_reduce_sum(t)
+    }
+
+    fn sum_host(&self, values: &[f32]) -> Result<Vec<f32>> {
+        self.agree(false)?;
+        self.inner.sum_host(values)
+    }
+
+    fn sum_host_f64(&self, values: &[f64]) -> Result<Vec<f64>> {
+        self.agree(false)?;
+        self.inner.sum_host_f64(values)
+    }
+
+    fn conclude(&self, failed: bool) -> Result<()> {
+        if self.over.load(Ordering::SeqCst) {
+            // Agreed already: the others know.
+            return Ok(());
+        }
+        let agreed = self.agree(failed);
+        self.over.store(true, Ordering::SeqCst);
+        agreed
+    }
 }
 
 /// A group of one: every operation is the identity.
@@ -114,6 +215,10 @@ impl Collective for Solo {
     fn all_reduce_sum(&self, t: &Tensor) -> Result<Tensor> {
         Ok(t.clone())
     }
+
+    fn sum_host_f64(&self, values: &[f64]) -> Result<Vec<f64>> {
+        Ok(values.to_vec())
+    }
 }
 
 /// Ranks as threads of one process, summing through shared slots in rank order: a group
@@ -121,7 +226,8 @@ impl Collective for Solo {
 pub struct InProcess {
     rank: usize,
     size: usize,
-    slots: Arc<Mutex<Vec<Vec<f32>>>>,
+    /// Each rank's values, f32 ones widened (exactly).
+    slots: Arc<Mutex<Vec<Vec<f64>>>>,
     barrier: Arc<Barrier>,
 }
 
@@ -141,6 +247,17 @@ impl InProcess {
     }
 }
 
+impl InProcess {
+    /// Every rank's `mine`, concatenated in rank order.
+    fn exchange(&self, mine: Vec<f64>) -> Vec<f64> {
+        self.slots.lock().expect("no rank panicked")[self.rank] = mine;
+        self.barrier.wait();
+        let all = self.slots.lock().expect("no rank panicked").concat();
+        self.barrier.wait();
+        all
+    }
+}
+
 impl Collective for InProcess {
     fn rank(&self) -> usize {
         self.rank
@@ -149,14 +266,17 @@ impl Collective for InProcess {
         self.size
     }
     fn all_reduce_sum(&self, t: &Tensor) -> Result<Tensor> {
-        self.slots.lock().expect("no rank panicked")[self.rank] = host_f32(t)?;
-        self.barrier.wait();
-        let sum = sum_in_rank_order(
-            &self.slots.lock().expect("no rank panicked").concat(),
-            self.size,
-        );
-        self.barrier.wait();
+        let mine = host_f32(t)?.into_iter().map(f64::from).collect::<Vec<_>>();
+        let all: Vec<f32> = self.exchange(mine).into_iter().map(|v| v as f32).collect();
+        let sum = sum_in_rank_order(&all, self.size);
         Ok(Tensor::from_vec(sum, t.shape(), t.device())?)
+    }
+
+    fn sum_host_f64(&self, values: &[f64]) -> Result<Vec<f64>> {
+        Ok(sum_in_rank_order(
+            &self.exchange(values.to_vec()),
+            self.size,
+        ))
     }
 }
 
@@ -176,6 +296,45 @@ mod tests {
             .map(|h| h.join().unwrap())
             .collect();
         assert!(sums.iter().all(|s| s == &[3.0, 3.0]), "{sums:?}");
+    }
+
+    /// Rank 2 fails after the first all-reduce; the others, in their second, learn of it
+    /// there instead of waiting for it, and all three end.
+    #[test]
+    fn a_failed_rank_ends_its_groups_collectives() {
+        let handles: Vec<_> = InProcess::group(3)
+            .into_iter()
+            .map(|c| {
+                std::thread::spawn(move || {
+                    let g = Agreeing::new(c);
+                    let t = Tensor::new(&[1f32], &Device::Cpu).unwrap();
+                    let first = g.all_reduce_sum(&t).unwrap().to_vec1::<f32>().unwrap();
+                    assert_eq!(first, [3.0]);
+                    if g.rank() == 2 {
+                        g.conclude(true).unwrap();
+                        return None;
+                    }
+                    let err = g.all_reduce_sum(&t).unwrap_err().to_string();
+                    // Already known: concluding exchanges nothing more.
+                    g.conclude(true).unwrap();
+                    Some(err)
+                })
+            })
+            .collect();
+        let errors: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        for e in errors[..2].iter().flatten() {
+            assert!(
+                e.contains("rank(s) [2] of this job's 3 ranks failed"),
+                "{e}"
+            );
+        }
+        assert_eq!(errors.iter().flatten().count(), 2);
+        // Without a failure, concluding is one more agreement that passes.
+        let ok: Vec<_> = InProcess::group(2)
+            .into_iter()
+            .map(|c| std::thread::spawn(move || Agreeing::new(c).conclude(false).is_ok()))
+            .collect();
+        assert!(ok.into_iter().all(|h| h.join().unwrap()));
     }
 
     #[test]

@@ -38,6 +38,11 @@ pub enum PlacementError {
         device: String,
         source: candle_core::Error,
     },
+    #[error(
+        "rank(s) {ranks:?} of this job's {size} ranks failed (their errors are in their own \
+         standard error)"
+    )]
+    PeerFailed { ranks: Vec<usize>, size: usize },
     #[error("collective {op}: {reason}")]
     Collective { op: &'static str, reason: String },
     #[error(transparent)]

@@ -12,6 +12,6 @@ pub mod mpi_backend;
 pub mod nccl_backend;
 
 pub use binding::{gpu_of, thread_share, Worker};
-pub use collective::{Collective, Solo};
+pub use collective::{Collective, Group, Solo};
 pub use device::{describe, open, DeviceChoice};
 pub use error::{PlacementError, Result};

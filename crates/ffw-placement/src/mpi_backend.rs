@@ -5,12 +5,20 @@ use candle_core::Tensor;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 
-use crate::collective::{host_f32, sum_in_rank_order, Collective};
+use std::sync::Arc;
+
+use crate::collective::{host_f32, sum_in_rank_order, Agreeing, Collective, Group};
 use crate::error::{PlacementError, Result};
 
 pub struct MpiCollective {
     comm: SimpleCommunicator,
 }
+
+// SAFETY: the communicator is a handle MPI owns; calling MPI on it from another thread is
+// MPI's business: initialised with MPI_THREAD_MULTIPLE where rank 0 runs jobs beside its
+// coordinator thread, and otherwise only the thread that runs the job calls it.
+unsafe impl Send for MpiCollective {}
+unsafe impl Sync for MpiCollective {}
 
 impl MpiCollective {
     /// The group of `comm`'s ranks (a job's gang, or the world).
@@ -20,18 +28,16 @@ impl MpiCollective {
 }
 
 /// The collective of a job's ranks `comm` on `device`: MPI for CPU tensors, NCCL for CUDA
-/// ones (its communicator id carried over `comm`).
-pub fn group_on(
-    comm: SimpleCommunicator,
-    device: &candle_core::Device,
-) -> Result<Box<dyn Collective>> {
+/// ones (its communicator id carried over `comm`); either way [`Agreeing`], so that one
+/// rank's failure ends the job on all of them.
+pub fn group_on(comm: SimpleCommunicator, device: &candle_core::Device) -> Result<Group> {
     if device.is_cpu() {
-        return Ok(Box::new(MpiCollective::new(comm)));
+        return Ok(Arc::new(Agreeing::new(MpiCollective::new(comm))));
     }
     #[cfg(feature = "nccl")]
-    return Ok(Box::new(crate::nccl_backend::NcclCollective::new(
-        comm, device,
-    )?));
+    return Ok(Arc::new(Agreeing::new(
+        crate::nccl_backend::NcclCollective::new(comm, device)?,
+    )));
     #[cfg(not(feature = "nccl"))]
     Err(PlacementError::Collective {
         op: "init",
@@ -39,6 +45,24 @@ pub fn group_on(
                  (docs/GPU.md), or set ranks_per_job = 1"
             .into(),
     })
+}
+
+impl MpiCollective {
+    /// `mine` summed over the group: gathered on its first rank, added in rank order there,
+    /// broadcast.
+    fn sum<T: Equivalence + Copy + Default + std::ops::AddAssign>(&self, mine: &[T]) -> Vec<T> {
+        let root = self.comm.process_at_rank(0);
+        let mut sum = if self.comm.rank() == 0 {
+            let mut all = vec![T::default(); mine.len() * self.size()];
+            root.gather_into_root(mine, &mut all[..]);
+            sum_in_rank_order(&all, self.size())
+        } else {
+            root.gather_into(mine);
+            vec![T::default(); mine.len()]
+        };
+        root.broadcast_into(&mut sum[..]);
+        sum
+    }
 }
 
 impl Collective for MpiCollective {
@@ -50,6 +74,10 @@ impl Collective for MpiCollective {
         self.comm.size() as usize
     }
 
+    fn sum_host_f64(&self, values: &[f64]) -> Result<Vec<f64>> {
+        Ok(self.sum(values))
+    }
+
     fn all_reduce_sum(&self, t: &Tensor) -> Result<Tensor> {
         if !t.device().is_cpu() {
             return Err(PlacementError::Collective {
@@ -59,17 +87,7 @@ impl Collective for MpiCollective {
                     .into(),
             });
         }
-        let mine = host_f32(t)?;
-        let root = self.comm.process_at_rank(0);
-        let mut sum = if self.comm.rank() == 0 {
-            let mut all = vec![0f32; mine.len() * self.size()];
-            root.gather_into_root(&mine[..], &mut all[..]);
-            sum_in_rank_order(&all, self.size())
-        } else {
-            root.gather_into(&mine[..]);
-            vec![0f32; mine.len()]
-        };
-        root.broadcast_into(&mut sum[..]);
+        let sum = self.sum(&host_f32(t)?);
         Ok(Tensor::from_vec(sum, t.shape(), t.device())?)
     }
 }

@@ -18,6 +18,11 @@ pub struct NcclCollective {
     host: MpiCollective,
 }
 
+// SAFETY: the NCCL communicator and the MPI one are handles their libraries own; a job's
+// collective is called by the one thread that runs the job (MpiCollective's note).
+unsafe impl Send for NcclCollective {}
+unsafe impl Sync for NcclCollective {}
+
 fn nccl_error(op: &'static str, e: impl std::fmt::Debug) -> PlacementError {
     PlacementError::Collective {
         op,
@@ -93,6 +98,10 @@ impl Collective for NcclCollective {
 
     fn sum_host(&self, values: &[f32]) -> Result<Vec<f32>> {
         self.host.sum_host(values)
+    }
+
+    fn sum_host_f64(&self, values: &[f64]) -> Result<Vec<f64>> {
+        self.host.sum_host_f64(values)
     }
 
     fn all_reduce_sum(&self, t: &Tensor) -> Result<Tensor> {

@@ -32,7 +32,7 @@ pub fn encode(model: &Model, data: &Dataset, device: &Device) -> Result<Encoded>
         .max(1);
     for item in split.pass(&all, batch, None) {
         let (_, b) = item?;
-        let f = model.features(&b.x, false)?.detach();
+        let f = model.features(&b.x, ffw_nn::Mode::Eval)?.detach();
         logits.push(model.head(&f)?.detach());
         feats.push(f);
     }

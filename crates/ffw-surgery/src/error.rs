@@ -24,6 +24,9 @@ pub enum SurgeryError {
     Unsupported(String),
     #[error(transparent)]
     Placement(#[from] ffw_placement::PlacementError),
+    /// The replicas of a data-parallel job took different decisions.
+    #[error("the ranks of this data-parallel job diverged: {0}")]
+    Diverged(String),
     /// A stop was requested ([`crate::interrupt`]): SIGTERM or SIGINT.
     #[error("interrupted")]
     Interrupted,

@@ -266,7 +266,7 @@ mod tests {
         for epoch in 0..cfg.max_epochs {
             for chunk in epoch_order(n, 9, epoch as u64).chunks(cfg.batch_size) {
                 let b = data.batch(chunk, &device).unwrap();
-                let f = model.features(&b.x, false).unwrap().detach();
+                let f = model.features(&b.x, ffw_nn::Mode::Eval).unwrap().detach();
                 naive.step(&f, &b.biases[0]).unwrap();
             }
         }

@@ -8,12 +8,12 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor, D};
 use ffw_data::dataset::epoch_order;
 use ffw_data::{Batch, Dataset, DeviceSplit};
-use ffw_nn::{GateMode, GateSet, Model, ModelSpec};
+use ffw_nn::{GateMode, GateSet, Mode, Model, ModelSpec};
 use ffw_placement::{Collective, Solo};
 use ffw_results::{FfwEpoch, MaskReport, SplitScores, TemperatureChange};
 
 use crate::config::FfwConfig;
-use crate::data_parallel::all_reduce_grads;
+use crate::data_parallel::{agreed, all_reduce_grads, global_batches, local_pass};
 use crate::encode::encode;
 use crate::error::{Result, SurgeryError};
 use crate::evaluate::{evaluate_params, frozen_model, model_from, scores, UnbiasedSets};
@@ -94,7 +94,7 @@ impl<'a> Surgery<'a> {
             &self.gates.effective_params(self.base, mode)?,
             self.device,
         )?;
-        let features = model.features(&b.x, false)?;
+        let features = model.features(&b.x, Mode::Eval)?;
         let share = b.y.dim(0)? as f64 / global_len as f64;
         let ce = (candle_nn::loss::cross_entropy(&model.head(&features)?, &b.y)? * share)?;
         let mut mi_terms = Vec::with_capacity(self.probes.len());
@@ -123,31 +123,46 @@ impl<'a> Surgery<'a> {
         self.probes.iter().map(Probe::params).collect()
     }
 
-    /// One epoch of gate steps over `train` in a seeded order; the epoch-mean (CE, MI).
-    /// Fails on a non-finite objective or gate, naming the gated layer.
+    /// One epoch of gate steps over `train` in a seeded order, data-parallel on `group`; the
+    /// epoch-mean (CE, MI). Fails on a non-finite objective or gate, naming the gated layer.
     fn gate_epoch(
         &mut self,
         train: &DeviceSplit,
         order_seed: u64,
         epoch: usize,
         mode: GateMode,
+        group: &dyn Collective,
     ) -> Result<(f64, f64)> {
         let (mut ce_sum, mut mi_sum, mut batches) =
             (RunningSum::default(), RunningSum::default(), 0usize);
         let order = epoch_order(train.data().len(), order_seed, epoch as u64);
-        for item in train.pass(&order, self.cfg.batch_size, None) {
-            crate::interrupt::check()?;
-            let (chunk, b) = item?;
-            if chunk.len() < 2 {
-                continue; // MI is undefined on a single sample.
-            }
-            let (ce, mi) = self.gate_step(&b, mode)?;
+        let (rank, ranks) = (group.rank(), group.size());
+        // MI is undefined on a single sample.
+        let globals = global_batches(&order, self.cfg.batch_size, ranks.max(2));
+        let pass = local_pass(
+            train,
+            &order,
+            &globals,
+            self.cfg.batch_size,
+            (rank, ranks),
+            None,
+        );
+        for (global, item) in globals.iter().zip(pass) {
+            crate::interrupt::check_in(group)?;
+            let (_, b) = item?;
+            let (ce, mi) = self.gate_step_in(&b, global.len(), mode, group)?;
             ce_sum.add(&ce, 1.0)?;
             mi_sum.add(&mi, 1.0)?;
             batches += 1;
         }
+        // Each rank's CE is its share of the global minibatch's; the MI is the group's.
+        let ce_sum = if ranks == 1 {
+            ce_sum.value()?
+        } else {
+            f64::from(group.sum_host(&[ce_sum.value()? as f32])?[0])
+        };
         let n = batches.max(1) as f64;
-        let (ce, mi) = (ce_sum.value()? / n, mi_sum.value()? / n);
+        let (ce, mi) = (ce_sum / n, mi_sum.value()? / n);
         let non_finite = |what: String, value: f64| SurgeryError::NonFinite {
             phase: "ffw",
             what,
@@ -278,6 +293,23 @@ pub fn run_ffw(
     seed: u64,
     device: &Device,
 ) -> Result<FfwOutcome> {
+    run_ffw_in(arch, base, sets, cfg, vanilla_probes, seed, device, &Solo)
+}
+
+/// [`run_ffw`] on one rank of a data-parallel `group`: the gate steps share every global
+/// minibatch ([`Surgery::gate_step_in`]); fitting the heads and scoring run whole on every
+/// rank, replicas that take the same decisions, so every rank returns the same outcome.
+#[allow(clippy::too_many_arguments)]
+pub fn run_ffw_in(
+    arch: &dyn ModelSpec,
+    base: &HashMap<String, Tensor>,
+    sets: &UnbiasedSets,
+    cfg: &FfwConfig,
+    vanilla_probes: &[HashMap<String, Tensor>],
+    seed: u64,
+    device: &Device,
+    group: &dyn Collective,
+) -> Result<FfwOutcome> {
     let probes = heads_from(vanilla_probes, arch, sets.train, cfg, device)?;
     let mut surgery = Surgery::new(arch, base, cfg, probes, device)?;
     let mut temperature = crate::schedule::Temperature::new(
@@ -294,12 +326,17 @@ pub fn run_ffw(
 
     let run_start = Instant::now();
     for epoch in 0..cfg.max_epochs {
-        crate::interrupt::check()?;
+        crate::interrupt::check_in(group)?;
         let start = Instant::now();
         let soft = |t: f64| GateMode::Soft { temperature: t };
         let epoch_temperature = temperature.value;
-        let (train_ce, train_mi) =
-            surgery.gate_epoch(&train_batches, order_seed, epoch, soft(epoch_temperature))?;
+        let (train_ce, train_mi) = surgery.gate_epoch(
+            &train_batches,
+            order_seed,
+            epoch,
+            soft(epoch_temperature),
+            group,
+        )?;
 
         // Refine the heads to plateau on the current gated encoder, then watch validation MI.
         let (probe_epochs, model) = surgery.fit_heads(
@@ -314,7 +351,7 @@ pub fn run_ffw(
         let mut refit_probe_epochs = None;
         let mut stop = false;
 
-        if temperature.step(val_mi) {
+        if agreed(temperature.step(val_mi), group)? {
             // The seed's label is older than the name "temperature change": renaming it
             // would change every FFW result.
             let report = surgery.hard_mask_report(
@@ -388,7 +425,100 @@ pub fn run_ffw(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ProbeConfig;
     use ffw_nn::{Arch, MlpSpec, ParamStore};
+    use ffw_placement::collective::InProcess;
+
+    fn data(n: usize, salt: usize) -> Dataset {
+        Dataset {
+            x: (0..n * 6)
+                .map(|i| (((i + salt) * 7919 % 113) as f32 / 56.0) - 1.0)
+                .collect(),
+            sample_shape: vec![6],
+            y: (0..n).map(|i| ((i + salt) * 5 % 3 % 2) as u32).collect(),
+            n_classes: 2,
+            biases: vec![(0..n).map(|i| ((i + salt) / 3 % 2) as u32).collect()],
+            n_bias_classes: vec![2],
+            aligned: vec![vec![0, 1]],
+        }
+    }
+
+    /// A whole FFW run, data-parallel on `group`: the per-epoch (CE, MI(val)), the epochs of
+    /// the temperature changes, and the final gates.
+    fn ffw_run(group: &dyn Collective) -> (Vec<[f64; 2]>, Vec<usize>, Vec<f32>) {
+        let device = Device::Cpu;
+        let arch = Arch::Mlp(MlpSpec {
+            input: 6,
+            hidden: vec![8],
+            n_classes: 2,
+        });
+        let store = ParamStore::new(5, &device);
+        arch.build(store.var_builder()).unwrap();
+        let base = store.snapshot().unwrap();
+        let cfg = FfwConfig {
+            batch_size: 16,
+            max_epochs: 4,
+            temperature_patience: 1,
+            probe: ProbeConfig {
+                batch_size: 16,
+                max_epochs: 3,
+                ..ProbeConfig::default()
+            },
+            ..FfwConfig::default()
+        };
+        let probe = Probe::new(8, 2, &cfg.probe, 4, &device).unwrap();
+        let heads = vec![probe.params().unwrap()];
+        // 58 samples: the last global minibatch (10) splits 5 / 5, the others 8 / 8.
+        let (train, val, test) = (data(58, 0), data(24, 1), data(24, 2));
+        let sets = UnbiasedSets {
+            train: &train,
+            val: &val,
+            test: &test,
+        };
+        let out = run_ffw_in(&arch, &base, &sets, &cfg, &heads, 9, &device, group).unwrap();
+        let history = out.history.iter().map(|e| [e.train_ce, e.val_mi]).collect();
+        let changes = out.temperature_changes.iter().map(|c| c.epoch).collect();
+        let gates = out
+            .gates
+            .vars()
+            .iter()
+            .flat_map(|v| v.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            .collect();
+        (history, changes, gates)
+    }
+
+    /// Two ranks (threads) run FFW, head fits and temperature schedule included, as one does.
+    #[test]
+    fn two_ranks_run_whole_ffw_like_one() {
+        let one = ffw_run(&Solo);
+        let two: Vec<_> = InProcess::group(2)
+            .into_iter()
+            .map(|g| std::thread::spawn(move || ffw_run(&g)))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        assert_eq!(two[0], two[1], "replicas stay identical");
+        let (history, changes, gates) = &two[0];
+        assert_eq!(history.len(), one.0.len());
+        assert_eq!(changes, &one.1);
+        assert!(!changes.is_empty(), "no temperature change exercised");
+        let diff = |a: &[f64], b: &[f64]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f64, f64::max)
+        };
+        let h = |v: &[[f64; 2]]| v.iter().flatten().copied().collect::<Vec<f64>>();
+        assert!(
+            diff(&h(history), &h(&one.0)) < 1e-5,
+            "{history:?} vs {:?}",
+            one.0
+        );
+        let g = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+        assert!(diff(&g(gates), &g(&one.2)) < 1e-5);
+        assert!(one.2.iter().any(|&x| x != 0.0), "the gates never moved");
+    }
 
     /// With the CE switched off, the MI alone must still move the gates of the layers before
     /// the bottleneck: its gradient has to pass the probe's softmax.

@@ -8,11 +8,11 @@ use ffw_data::dataset::epoch_order;
 use ffw_data::seeds::epoch_seed;
 use ffw_data::{Batch, Dataset, DeviceSplit};
 use ffw_nn::{Model, ModelSpec, ParamStore};
-use ffw_placement::{Collective, Solo};
+use ffw_placement::{Group, Solo};
 use ffw_results::VanillaEpoch;
 
 use crate::config::{OptimizerConfig, VanillaConfig};
-use crate::data_parallel::shard;
+use crate::data_parallel::{agreed, global_batches, local_pass};
 use crate::error::{Result, SurgeryError};
 use crate::optim::{self, Optimizer};
 use crate::progress;
@@ -42,7 +42,7 @@ fn base_lr(cfg: &OptimizerConfig) -> f64 {
 /// One SGD/Adam step on a minibatch, BatchNorm in training mode; returns (loss, logits), the
 /// loss as a scalar tensor left on the device.
 pub fn train_step(model: &Model, opt: &mut dyn Optimizer, b: &Batch) -> Result<(Tensor, Tensor)> {
-    let logits = model.head(&model.features(&b.x, true)?)?;
+    let logits = model.head(&model.features(&b.x, ffw_nn::Mode::Train)?)?;
     let loss = candle_nn::loss::cross_entropy(&logits, &b.y)?;
     opt.step(&loss.backward()?)?;
     Ok((loss, logits))
@@ -64,18 +64,8 @@ pub fn train_vanilla(
     seed: u64,
     device: &Device,
 ) -> Result<VanillaOutcome> {
-    train_vanilla_in(arch, init, train, monitor, cfg, seed, device, &Solo)
-}
-
-/// The global minibatches of one epoch: `batch_size` at a time, except that on several
-/// ranks a last minibatch smaller than the group is dropped, so that every rank has samples
-/// at every step.
-fn global_batches(order: &[usize], batch_size: usize, ranks: usize) -> Vec<&[usize]> {
-    let mut chunks: Vec<&[usize]> = order.chunks(batch_size.max(1)).collect();
-    if ranks > 1 && chunks.last().is_some_and(|c| c.len() < ranks) {
-        chunks.pop();
-    }
-    chunks
+    let solo: Group = std::sync::Arc::new(Solo);
+    train_vanilla_in(arch, init, train, monitor, cfg, seed, device, &solo)
 }
 
 /// [`train_vanilla`] on one rank of a data-parallel `group` ([`crate::data_parallel`]):
@@ -92,7 +82,7 @@ pub fn train_vanilla_in(
     cfg: &VanillaConfig,
     seed: u64,
     device: &Device,
-    group: &dyn Collective,
+    group: &Group,
 ) -> Result<VanillaOutcome> {
     let store = ParamStore::new(sub_seed(seed, "vanilla-init"), device);
     let model = arch.build(store.var_builder())?;
@@ -151,18 +141,16 @@ pub fn train_vanilla_in(
         let order = epoch_order(train.len(), order_seed, epoch as u64);
         let flips = Some(epoch_seed(flip_seed, epoch as u64));
         let globals = global_batches(&order, cfg.batch_size, ranks);
-        // One rank reads whole minibatches in one pass; a rank of a group reads its slice of
-        // each global minibatch, a pass of one.
-        let pass: ffw_data::batches::Pass = if ranks == 1 {
-            batches.pass(&order, cfg.batch_size, flips)
-        } else {
-            Box::new(globals.iter().flat_map(|g| {
-                let local = shard(g, rank, ranks);
-                batches.pass(local, local.len(), flips)
-            }))
-        };
-        for (i, (item, global)) in pass.zip(&globals).enumerate() {
-            crate::interrupt::check_in(group)?;
+        let pass = local_pass(
+            &batches,
+            &order,
+            &globals,
+            cfg.batch_size,
+            (rank, ranks),
+            flips,
+        );
+        for (i, (global, item)) in globals.iter().zip(pass).enumerate() {
+            crate::interrupt::check_in(group.as_ref())?;
             let (chunk, mut b) = item?;
             b.x = cfg.augment.apply(&b.x, augment_seed, epoch, i)?;
             let (loss, logits) = crate::data_parallel::train_step(
@@ -255,7 +243,7 @@ pub fn train_vanilla_in(
                 });
             }
             let next = p.step(val_loss);
-            if next < *min_lr {
+            if agreed(next < *min_lr, group.as_ref())? {
                 // The history ends here: its last epoch is the one training stopped at.
                 tracing::info!(
                     epoch = epoch + 1,
@@ -272,17 +260,4 @@ pub fn train_vanilla_in(
         history,
         checkpoints,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_last_minibatch_smaller_than_the_group_is_dropped_on_several_ranks_only() {
-        let order: Vec<usize> = (0..11).collect();
-        assert_eq!(global_batches(&order, 5, 1)[2], &[10]);
-        assert_eq!(global_batches(&order, 5, 2).len(), 2);
-        assert_eq!(global_batches(&order[..10], 4, 2).len(), 3);
-    }
 }

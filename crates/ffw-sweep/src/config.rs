@@ -212,8 +212,6 @@ impl RunConfig {
                         format!("larger than the smallest minibatch ({batch})"),
                     ));
                 }
-                ffw_surgery::data_parallel::check_trainable(&grid.arch(), ranks)
-                    .map_err(|e| bad(&key, e))?;
             }
             let data = grid.data.benchmark();
             if !grid.axes.rho.is_empty() && !data.params().contains_key("rho") {

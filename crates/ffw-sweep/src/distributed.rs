@@ -105,6 +105,7 @@ pub fn run(
     std::thread::scope(|s| {
         let counts = s.spawn(move || {
             let lent = lent;
+            crate::joblog::keep_this_thread_out();
             coordinate(lent.0, store, all, retries, workers)
         });
         work(world, &control, store, &jobs, device);
@@ -201,6 +202,7 @@ fn work(
     jobs: &[Job],
     device: &Device,
 ) {
+    let solo: ffw_placement::Group = std::sync::Arc::new(Solo);
     send(control, 0, TO_COORDINATOR, &ToCoordinator::Ready);
     loop {
         let (bytes, _) = control
@@ -216,7 +218,7 @@ fn work(
         };
         let outcome = match jobs.iter().find(|j| j.id == id) {
             Some(job) if ranks.len() > 1 => run_on(world, &ranks, store, job, jobs, device),
-            Some(job) => run_job(store, job, jobs, device, &Solo),
+            Some(job) => run_job(store, job, jobs, device, &solo),
             None => Outcome::Failed {
                 error: format!(
                     "rank {} does not know job {id}: are all ranks reading the same config?",
@@ -250,7 +252,7 @@ fn run_on(
         };
     };
     match ffw_placement::mpi_backend::group_on(comm, device) {
-        Ok(group) => run_job(store, job, jobs, device, group.as_ref()),
+        Ok(group) => run_job(store, job, jobs, device, &group),
         // Every rank of the job meets the same device kind and build, so all fail here alike.
         Err(e) => Outcome::Failed {
             error: e.to_string(),

@@ -22,6 +22,8 @@ pub enum SweepError {
     Results(#[from] ffw_results::ResultsError),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    #[error(transparent)]
+    Placement(#[from] ffw_placement::PlacementError),
     /// Another sweep holds the output directory.
     #[error("{0}")]
     Locked(String),

@@ -5,7 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use candle_core::Device;
-use ffw_placement::{Collective, Solo};
+use ffw_placement::{Group, Solo};
 use ffw_surgery::SurgeryError;
 use serde::{Deserialize, Serialize};
 
@@ -17,8 +17,23 @@ use crate::scheduler::Counts;
 use crate::store::{write_json_atomic, Store, RESULT_JOB_KEY};
 
 /// Test hook: job ids starting with any of these comma-separated prefixes fail on purpose,
-/// so the failure, retry and skip paths can be exercised end to end.
+/// so the failure, retry and skip paths can be exercised end to end; `prefix@r` fails only
+/// on rank `r` of the job's group, as a rank that cannot read a file would.
 pub const FAIL_ENV: &str = "FFW_FAIL_JOBS";
+
+/// Whether [`FAIL_ENV`] asks `id` to fail on `rank` of its group.
+fn failure_injected(id: &str, rank: usize) -> bool {
+    let Ok(list) = std::env::var(FAIL_ENV) else {
+        return false;
+    };
+    list.split(',').any(|entry| {
+        let (prefix, only) = match entry.split_once('@') {
+            Some((p, r)) => (p, r.parse::<usize>().ok()),
+            None => (entry, None),
+        };
+        !prefix.is_empty() && id.starts_with(prefix) && only.is_none_or(|r| r == rank)
+    })
+}
 
 /// The vanilla job `id` that `job` builds on, and its spec.
 fn vanilla_of<'a>(job: &Job, id: &str, jobs: &'a [Job]) -> Result<(&'a Job, &'a VanillaSpec)> {
@@ -38,27 +53,16 @@ fn vanilla_of<'a>(job: &Job, id: &str, jobs: &'a [Job]) -> Result<(&'a Job, &'a 
     }
 }
 
-/// Runs `job` on `group` (its first rank alone writes files; a vanilla job trains on the
-/// whole group, any other job runs on a group of one).
-fn execute(
-    store: &Store,
-    job: &Job,
-    jobs: &[Job],
-    device: &Device,
-    group: &dyn Collective,
-) -> Result<()> {
+/// Runs `job` on `group` (its first rank alone writes files; vanilla and FFW jobs run
+/// data-parallel on the whole group, magnitude pruning on a group of one).
+fn execute(store: &Store, job: &Job, jobs: &[Job], device: &Device, group: &Group) -> Result<()> {
     // A job handed out just as the stop came does not start.
-    ffw_surgery::interrupt::check_in(group)?;
-    if let Ok(list) = std::env::var(FAIL_ENV) {
-        if list
-            .split(',')
-            .any(|p| !p.is_empty() && job.id.starts_with(p))
-        {
-            return Err(SweepError::Job {
-                job: job.id.clone(),
-                reason: format!("failure injected by {FAIL_ENV}"),
-            });
-        }
+    ffw_surgery::interrupt::check_in(group.as_ref())?;
+    if failure_injected(&job.id, group.rank()) {
+        return Err(SweepError::Job {
+            job: job.id.clone(),
+            reason: format!("failure injected by {FAIL_ENV}"),
+        });
     }
     let dir = store.job_dir(&job.id);
     let leader = group.rank() == 0;
@@ -72,7 +76,7 @@ fn execute(
     let mut value = match &job.spec {
         JobSpec::Vanilla(spec) => match run_vanilla(spec, job.seed(), &dir, device, group)? {
             Some(result) => serde_json::to_value(result),
-            // A gang's other ranks only trained: the first rank writes everything.
+            // A group's other ranks only trained: the first rank writes everything.
             None => return Ok(()),
         },
         JobSpec::Ffw(spec) => {
@@ -85,8 +89,12 @@ fn execute(
                 job.seed(),
                 &dir,
                 device,
+                group.as_ref(),
             )?;
-            serde_json::to_value(r)
+            match r {
+                Some(result) => serde_json::to_value(result),
+                None => return Ok(()),
+            }
         }
         JobSpec::Magnitude(spec) => {
             let (parent, vspec) = vanilla_of(job, &spec.vanilla, jobs)?;
@@ -119,15 +127,9 @@ pub enum Outcome {
     Interrupted,
 }
 
-/// Runs one job on `group` ([`Solo`] but for a gang's vanilla jobs); the per-job log is the
+/// Runs one job on `group` ([`Solo`] but for jobs of several ranks); the per-job log is the
 /// first rank's.
-pub fn run_job(
-    store: &Store,
-    job: &Job,
-    jobs: &[Job],
-    device: &Device,
-    group: &dyn Collective,
-) -> Outcome {
+pub fn run_job(store: &Store, job: &Job, jobs: &[Job], device: &Device, group: &Group) -> Outcome {
     let t = Instant::now();
     let dir = store.job_dir(&job.id);
     if group.rank() == 0 {
@@ -141,6 +143,13 @@ pub fn run_job(
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         execute(store, job, jobs, device, group)
     }));
+    // Where one rank failed, the others learn it here or in their next collective.
+    let failed = !matches!(outcome, Ok(Ok(_)));
+    if let Err(e) = group.conclude(failed) {
+        if !failed {
+            tracing::warn!(job = %job.id, error = %e, "after this rank's part ended");
+        }
+    }
     let secs = t.elapsed().as_secs_f64();
     let result = match outcome {
         Ok(Ok(_)) => Outcome::Finished {
@@ -175,10 +184,11 @@ pub fn run_job(
 pub fn run_local(store: &Store, jobs: Vec<Job>, retries: usize, device: &Device) -> Result<Counts> {
     let all = jobs.clone();
     let mut coord = Coordinator::new(store, jobs, retries)?;
+    let solo: Group = std::sync::Arc::new(Solo);
     while !ffw_surgery::interrupt::requested() {
         let Some(job) = coord.next(1) else { break };
         coord.started(&job, 0)?;
-        let outcome = run_job(store, &job, &all, device, &Solo);
+        let outcome = run_job(store, &job, &all, device, &solo);
         coord.finished(&job.id, 0, outcome)?;
     }
     Ok(coord.close())

@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor};
 use ffw_data::{DataConfig, Splits};
 use ffw_nn::gate::GateSet;
 use ffw_nn::GateMode;
-use ffw_placement::Collective;
+use ffw_placement::{Collective, Group};
 use ffw_results::{
     CheckpointReport, FfwResult, MagnitudeResult, MaskReport, VanillaResult, SCHEMA_VERSION,
 };
@@ -18,7 +18,7 @@ use ffw_surgery::magnitude::magnitude_mask;
 use ffw_surgery::probe::ProbeInit;
 use ffw_surgery::saved_model::{self, ModelCard};
 use ffw_surgery::seeds::sub_seed;
-use ffw_surgery::surgery::run_ffw;
+use ffw_surgery::surgery::run_ffw_in;
 use ffw_surgery::vanilla::train_vanilla_in;
 
 use crate::error::Result;
@@ -80,7 +80,7 @@ pub fn run_vanilla(
     seed: u64,
     dir: &Path,
     device: &Device,
-    group: &dyn Collective,
+    group: &Group,
 ) -> Result<Option<VanillaResult>> {
     let mut wall = BTreeMap::new();
     let t = Instant::now();
@@ -100,21 +100,19 @@ pub fn run_vanilla(
         tracing::warn!(error = %e, "unreadable saved vanilla model: training again");
         None
     });
-    // A gang reuses only what each of its ranks found, or some would wait for a training
+    // A group reuses only what each of its ranks found, or some would wait for a training
     // that never comes.
-    let found = group
-        .sum_host(&[f32::from(u8::from(reusable.is_some()))])
-        .map_err(ffw_surgery::SurgeryError::from)?;
+    let found = group.sum_host(&[f32::from(u8::from(reusable.is_some()))])?;
     let reusable = if found[0] as usize == group.size() {
         reusable
     } else {
         None
     };
     let leader = group.rank() == 0;
-    let trained = match reusable {
+    let (trained, fresh) = match reusable {
         Some(found) => {
             tracing::info!(dir = %dir.display(), "reusing the saved vanilla model");
-            found
+            (found, false)
         }
         None => {
             let out = train_vanilla_in(
@@ -127,34 +125,35 @@ pub fn run_vanilla(
                 device,
                 group,
             )?;
-            if !leader {
-                return Ok(None);
-            }
-            let card = |epochs: usize| ModelCard {
-                arch: spec.arch.clone(),
-                provenance: serde_json::to_value(spec).expect("specs serialise"),
-                epochs,
-                history: out.history[..epochs.min(out.history.len())].to_vec(),
-                ffw_version: env!("CARGO_PKG_VERSION").to_string(),
-            };
-            for (at, params) in &out.checkpoints {
-                saved_model::save(
-                    &model_stem(dir, Some(*at)),
-                    params,
-                    &card(at.floor() as usize),
-                )?;
-            }
-            saved_model::save(
-                &model_stem(dir, None),
-                &out.params,
-                // The plateau schedule may stop before `epochs`.
-                &card(out.history.len()),
-            )?;
-            out
+            (out, true)
         }
     };
+    // The group's joint work ends here: its other ranks are free for the next job.
+    group.conclude(false)?;
     if !leader {
         return Ok(None);
+    }
+    if fresh {
+        let card = |epochs: usize| ModelCard {
+            arch: spec.arch.clone(),
+            provenance: serde_json::to_value(spec).expect("specs serialise"),
+            epochs,
+            history: trained.history[..epochs.min(trained.history.len())].to_vec(),
+            ffw_version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        for (at, params) in &trained.checkpoints {
+            saved_model::save(
+                &model_stem(dir, Some(*at)),
+                params,
+                &card(at.floor() as usize),
+            )?;
+        }
+        saved_model::save(
+            &model_stem(dir, None),
+            &trained.params,
+            // The plateau schedule may stop before `epochs`.
+            &card(trained.history.len()),
+        )?;
     }
     wall.insert("vanilla".to_string(), t.elapsed().as_secs_f64());
 
@@ -195,6 +194,9 @@ pub fn run_vanilla(
 }
 
 /// FFW from the vanilla job's saved model (in `vanilla_dir`), evaluated with fresh probes.
+/// FFW runs data-parallel on `group`, whose first rank alone goes on to score, save and
+/// return the result (`None` on the others).
+#[allow(clippy::too_many_arguments)]
 pub fn run_ffw_job(
     spec: &FfwSpec,
     vanilla: &VanillaSpec,
@@ -203,7 +205,8 @@ pub fn run_ffw_job(
     seed: u64,
     dir: &Path,
     device: &Device,
-) -> Result<FfwResult> {
+    group: &dyn Collective,
+) -> Result<Option<FfwResult>> {
     let t = Instant::now();
     let splits = load_splits(&vanilla.data, vanilla_seed)?;
     let base = load_start(vanilla_dir, spec.at, device)?;
@@ -214,7 +217,7 @@ pub fn run_ffw_job(
     )?;
     let arch = &vanilla.arch;
     let sets = sets(&splits);
-    let outcome = run_ffw(
+    let outcome = run_ffw_in(
         arch,
         &base,
         &sets,
@@ -222,7 +225,12 @@ pub fn run_ffw_job(
         &probes,
         sub_seed(seed, "ffw"),
         device,
+        group,
     )?;
+    group.conclude(false)?;
+    if group.rank() != 0 {
+        return Ok(None);
+    }
     let fresh = ProbeInit::Fresh {
         seed: sub_seed(vanilla_seed, "probe"),
     };
@@ -256,7 +264,7 @@ pub fn run_ffw_job(
         sparsity = final_mask.sparsity.as_ref().map(|s| s.global),
         "FFW final mask on unbiased test"
     );
-    Ok(FfwResult {
+    Ok(Some(FfwResult {
         schema: SCHEMA_VERSION,
         variant: spec.ffw.variant,
         lambda: spec.ffw.lambda,
@@ -267,7 +275,7 @@ pub fn run_ffw_job(
         temperature_changes: outcome.temperature_changes,
         wall_secs: t.elapsed().as_secs_f64(),
         device: Some(ffw_placement::describe(device)),
-    })
+    }))
 }
 
 /// Global magnitude pruning of the final vanilla model, scored like an FFW mask: hard-pruned

@@ -187,6 +187,7 @@ pub fn log_every(dir: &Path, jobs: &[Job], interval: Duration) -> StatusLogger {
     let (stop, stopped) = mpsc::channel::<()>();
     let (dir, jobs) = (dir.to_path_buf(), jobs.to_vec());
     std::thread::spawn(move || {
+        crate::joblog::keep_this_thread_out();
         while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
             match Summary::of(&Store::at(&dir), &jobs) {
                 Ok(s) => tracing::info!("sweep status: {}", s.line()),
