@@ -145,7 +145,7 @@ impl<C: Collective> Agreeing<C> {
         if self.over.load(Ordering::SeqCst) {
             return Err(PlacementError::Collective {
                 op: "all-reduce",
-                reason: "the group has ended after a failure".into(),
+                reason: "called after the group's work ended (a failure, or its conclusion)".into(),
             });
         }
         let mut flags = vec![0f32; size];
