@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use candle_core::{Device, Tensor};
 use ffw_data::Dataset;
 use ffw_nn::{Arch, GateMode, ModelSpec, Variant};
+use ffw_placement::Solo;
 use ffw_surgery::evaluate::{evaluate_params, UnbiasedSets};
 use ffw_surgery::probe::ProbeInit;
 use ffw_surgery::surgery::run_ffw;
@@ -197,7 +198,17 @@ fn ffw_lowers_the_probes_bias_accuracy_below_vanillas() {
 
     for variant in [Variant::Unstructured, Variant::Structured] {
         cfg.variant = variant;
-        let out = run_ffw(&arch, &vanilla.params, &sets, &cfg, &probes, 5, &device).unwrap();
+        let out = run_ffw(
+            &arch,
+            &vanilla.params,
+            &sets,
+            &cfg,
+            &probes,
+            5,
+            &device,
+            &Solo,
+        )
+        .unwrap();
         let pruned = out
             .gates
             .effective_params(&vanilla.params, GateMode::Hard)
@@ -250,8 +261,19 @@ fn a_temperature_cut_is_followed_by_a_head_refit() {
     };
     cfg.probe.max_epochs = 20;
     let probes = vanilla_heads(&arch, &vanilla.params, &sets, &cfg.probe);
-    let run =
-        |cfg: &FfwConfig| run_ffw(&arch, &vanilla.params, &sets, cfg, &probes, 5, &device).unwrap();
+    let run = |cfg: &FfwConfig| {
+        run_ffw(
+            &arch,
+            &vanilla.params,
+            &sets,
+            cfg,
+            &probes,
+            5,
+            &device,
+            &Solo,
+        )
+        .unwrap()
+    };
 
     let refit = run(&cfg);
     let h = &refit.history;
@@ -408,7 +430,17 @@ fn a_model_added_through_the_seam_runs_vanilla_ffw_and_pruning() {
     let probes = vanilla_heads(&Toy, &vanilla.params, &sets, &cfg.probe);
     for variant in [Variant::Unstructured, Variant::Structured] {
         cfg.variant = variant;
-        let out = run_ffw(&Toy, &vanilla.params, &sets, &cfg, &probes, 5, &device).unwrap();
+        let out = run_ffw(
+            &Toy,
+            &vanilla.params,
+            &sets,
+            &cfg,
+            &probes,
+            5,
+            &device,
+            &Solo,
+        )
+        .unwrap();
         assert_eq!(out.history.len(), 3);
         let layers: Vec<String> = out
             .gates

@@ -8,6 +8,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use ffw_data::Dataset;
 use ffw_nn::{Arch, GateMode, ModelSpec, ParamStore, ResNet18Spec, Stem, Variant};
+use ffw_placement::Solo;
 use ffw_surgery::evaluate::{evaluate_params, UnbiasedSets};
 use ffw_surgery::magnitude::magnitude_mask;
 use ffw_surgery::optim;
@@ -173,7 +174,7 @@ fn ffw_and_magnitude_pruning_run_on_a_tiny_resnet() {
     let n_gated = arch.gated_layers().len();
     for variant in [Variant::Unstructured, Variant::Structured] {
         cfg.variant = variant;
-        let out = run_ffw(&arch, &base, &sets, &cfg, &probes, 5, &device).unwrap();
+        let out = run_ffw(&arch, &base, &sets, &cfg, &probes, 5, &device, &Solo).unwrap();
         assert_eq!(out.gates.layers.len(), n_gated, "{variant:?}");
         // The gates moved away from their start, and every layer's mask applies.
         let moved = out.gates.layers.iter().any(|l| {

@@ -3,6 +3,7 @@
 //! was the largest cost of a vanilla step after the convolutions.
 use std::sync::Arc;
 
+use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -27,15 +28,7 @@ pub fn batch_norm_train(
     sync: Option<&Arc<dyn GroupSum>>,
 ) -> Result<(Tensor, Tensor, Tensor, usize)> {
     if !(x.device().is_cpu() && x.dtype() == DType::F32 && x.rank() == 4) {
-        if sync.is_some() {
-            candle_core::bail!(
-                "synchronised BatchNorm runs on CPU f32 [N, C, H, W] tensors only; train \
-                 models with BatchNorm on GPU ranks with ranks_per_job = 1"
-            );
-        }
-        let (y, mean, var) = reference(x, weight, bias, eps)?;
-        let count = x.elem_count() / x.dim(1)?;
-        return Ok((y, mean, var, count));
+        return reference(x, weight, bias, eps, sync);
     }
     let x = x.contiguous()?;
     let c = x.dim(1)?;
@@ -64,23 +57,103 @@ pub fn batch_norm_train(
     Ok((y, stats.narrow(0, 0, c)?, stats.narrow(0, c, c)?, count))
 }
 
-/// The same computation from candle ops, for other devices and as the tests' reference.
+/// The same computation from candle ops, for other devices (GPUs, synchronised ones too) and
+/// as the tests' reference.
 pub fn reference(
     x: &Tensor,
     weight: &Tensor,
     bias: &Tensor,
     eps: f64,
-) -> Result<(Tensor, Tensor, Tensor)> {
+    sync: Option<&Arc<dyn GroupSum>>,
+) -> Result<(Tensor, Tensor, Tensor, usize)> {
     let dims = [0, 2, 3];
-    let mean = x.mean_keepdim(dims.as_slice())?;
+    let local = x.elem_count() / x.dim(1)?;
+    // Per-channel means over the batch, or over the group's global batch.
+    type MeanOf<'a> = Box<dyn Fn(&Tensor) -> Result<Tensor> + 'a>;
+    let (mean_of, count): (MeanOf, f64) = match sync {
+        None => (
+            Box::new(|t: &Tensor| t.mean_keepdim(dims.as_slice())),
+            local as f64,
+        ),
+        Some(g) => {
+            let count = g.sum(&[local as f64])?[0];
+            (
+                Box::new(move |t: &Tensor| {
+                    sum_over_group(&t.sum_keepdim(dims.as_slice())?, g)? / count
+                }),
+                count,
+            )
+        }
+    };
+    let mean = mean_of(x)?;
     let centred = x.broadcast_sub(&mean)?;
-    let var = centred.sqr()?.mean_keepdim(dims.as_slice())?;
+    let var = mean_of(&centred.sqr()?)?;
     let shape = (1, (), 1, 1);
     let y = centred
         .broadcast_div(&(&var + eps)?.sqrt()?)?
         .broadcast_mul(&weight.reshape(shape)?)?
         .broadcast_add(&bias.reshape(shape)?)?;
-    Ok((y, mean.flatten_all()?.detach(), var.flatten_all()?.detach()))
+    Ok((
+        y,
+        mean.flatten_all()?.detach(),
+        var.flatten_all()?.detach(),
+        count as usize,
+    ))
+}
+
+/// `t` summed over `group`'s ranks, on `t`'s device, and differentiable: the gradient that
+/// reaches `t` is the group's sum of the gradients of the total, as every rank's loss depends
+/// on every rank's `t` through it.
+fn sum_over_group(t: &Tensor, group: &Arc<dyn GroupSum>) -> Result<Tensor> {
+    let total = host_group_sum(&t.detach(), group.as_ref())?;
+    let through = t.apply_op1(GradSumOverGroup(group.clone()))?;
+    // `through − through` is exactly 0, so the value is exactly `total`, the same bits on
+    // every rank; the gradient flows through the identity op.
+    (&through - through.detach())? + total
+}
+
+/// `t`'s sum over the group, added on the host in f64, in `t`'s dtype and on its device.
+fn host_group_sum(t: &Tensor, group: &dyn GroupSum) -> Result<Tensor> {
+    let values = t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+    Tensor::from_vec(group.sum(&values)?, t.shape(), &candle_core::Device::Cpu)?
+        .to_dtype(t.dtype())?
+        .to_device(t.device())
+}
+
+/// The identity, whose backward sums the gradient over the group.
+struct GradSumOverGroup(Arc<dyn GroupSum>);
+
+/// The op's input must be a whole buffer: the identity copies storage as it is.
+fn whole(l: &Layout) -> Result<()> {
+    if !(l.is_contiguous() && l.start_offset() == 0) {
+        candle_core::bail!("sum over the group: expected a fresh contiguous tensor");
+    }
+    Ok(())
+}
+
+impl CustomOp1 for GradSumOverGroup {
+    fn name(&self) -> &'static str {
+        "ffw-grad-sum-over-group"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        whole(l)?;
+        Ok((s.try_clone(l)?, l.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        whole(l)?;
+        Ok((s.try_clone(l)?, l.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(host_group_sum(grad, self.0.as_ref())?))
+    }
 }
 
 /// Per-channel sums of `f(aᵢ, bᵢ)` over (N, H, W) of two `[N, C, H, W]` buffers.
@@ -332,7 +405,7 @@ mod tests {
         let proj = rand(&[4, 3, 5, 6], -1.0, 1.0);
         let ours =
             batch_norm_train(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-5, None).unwrap();
-        let refr = reference(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-5).unwrap();
+        let refr = reference(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-5, None).unwrap();
         assert!(max_diff(&ours.0, &refr.0) < 1e-5);
         assert!(max_diff(&ours.1, &refr.1) < 1e-5);
         assert!(max_diff(&ours.2, &refr.2) < 1e-5);
@@ -378,83 +451,109 @@ mod tests {
         };
         let (x, proj) = (v(6 * 3 * 16, -2.0, 3.0), v(6 * 3 * 16, -1.0, 1.0));
         let (w, b) = (v(3, 0.5, 1.5), v(3, -1.0, 1.0));
-        // Rows `rows` of x: output, mean, var, count, and the gradients of ⟨y, proj⟩ for x,
-        // weight and bias.
-        let run = Arc::new(
-            move |rows: std::ops::Range<usize>, sync: Option<Arc<dyn GroupSum>>| {
-                let cut = |a: &[f32]| {
-                    let per = 3 * 16;
-                    Tensor::from_slice(
-                        &a[rows.start * per..rows.end * per],
-                        (rows.len(), 3, 4, 4),
-                        &Device::Cpu,
-                    )
-                    .unwrap()
-                };
-                let x = Var::from_tensor(&cut(&x)).unwrap();
-                let w = Var::from_slice(&w, 3, &Device::Cpu).unwrap();
-                let b = Var::from_slice(&b, 3, &Device::Cpu).unwrap();
-                let (y, mean, var, count) =
-                    batch_norm_train(&x, &w, &b, 1e-5, sync.as_ref()).unwrap();
-                let g = y
-                    .mul(&cut(&proj))
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .backward()
-                    .unwrap();
-                let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-                let grads: Vec<Vec<f32>> = [x.as_tensor(), w.as_tensor(), b.as_tensor()]
-                    .iter()
-                    .map(|t| flat(g.get(t).unwrap()))
-                    .collect();
-                (flat(&y), flat(&mean), flat(&var), count, grads)
-            },
-        );
-        let whole = run(0..6, None);
-        let pair = Arc::new(Pair {
-            slots: Default::default(),
-            barrier: std::sync::Barrier::new(2),
-        });
-        let halves: Vec<_> = [0..2, 2..6]
-            .into_iter()
-            .enumerate()
-            .map(|(r, rows)| {
-                let sync: Arc<dyn GroupSum> = Arc::new(Rank(pair.clone(), r));
-                let run = run.clone();
-                std::thread::spawn(move || run(rows, Some(sync)))
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|h| h.join().unwrap())
-            .collect();
-        let close = |a: &[f32], b: &[f32]| {
-            assert_eq!(a.len(), b.len());
-            let d = a
-                .iter()
-                .zip(b)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0., f32::max);
-            assert!(d < 1e-5, "differs by {d}");
-        };
-        let joined =
-            |f: &dyn Fn(&(Vec<f32>, Vec<f32>, Vec<f32>, usize, Vec<Vec<f32>>)) -> Vec<f32>| {
-                halves.iter().flat_map(f).collect::<Vec<f32>>()
-            };
-        close(&joined(&|h| h.0.clone()), &whole.0);
-        close(&joined(&|h| h.4[0].clone()), &whole.4[0]);
-        for h in &halves {
-            close(&h.1, &whole.1);
-            close(&h.2, &whole.2);
-            assert_eq!(h.3, 6 * 16);
-        }
-        for p in 1..3 {
-            let sum: Vec<f32> = halves[0].4[p]
-                .iter()
-                .zip(&halves[1].4[p])
-                .map(|(a, b)| a + b)
+        let whole = normalise(&x, &proj, &w, &b, 0..6, None, true);
+        // The fused CPU op, then the candle-op path that GPUs take.
+        for kernel in [true, false] {
+            let pair = Arc::new(Pair {
+                slots: Default::default(),
+                barrier: std::sync::Barrier::new(2),
+            });
+            let halves: Vec<Normalised> = [0..2, 2..6]
+                .into_iter()
+                .enumerate()
+                .map(|(r, rows)| {
+                    let sync: Arc<dyn GroupSum> = Arc::new(Rank(pair.clone(), r));
+                    let (x, proj, w, b) = (x.clone(), proj.clone(), w.clone(), b.clone());
+                    std::thread::spawn(move || {
+                        normalise(&x, &proj, &w, &b, rows, Some(sync), kernel)
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|h| h.join().unwrap())
                 .collect();
-            close(&sum, &whole.4[p]);
+            let close = |a: &[f32], b: &[f32]| {
+                assert_eq!(a.len(), b.len());
+                let d = a
+                    .iter()
+                    .zip(b)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0., f32::max);
+                assert!(d < 1e-5, "kernel {kernel}: differs by {d}");
+            };
+            let joined = |f: fn(&Normalised) -> &[f32]| -> Vec<f32> {
+                halves.iter().flat_map(|h| f(h).to_vec()).collect()
+            };
+            close(&joined(|h| &h.y), &whole.y);
+            close(&joined(|h| &h.grads[0]), &whole.grads[0]);
+            for h in &halves {
+                close(&h.mean, &whole.mean);
+                close(&h.var, &whole.var);
+                assert_eq!(h.count, 6 * 16);
+            }
+            for p in 1..3 {
+                let sum: Vec<f32> = halves[0].grads[p]
+                    .iter()
+                    .zip(&halves[1].grads[p])
+                    .map(|(a, b)| a + b)
+                    .collect();
+                close(&sum, &whole.grads[p]);
+            }
+        }
+    }
+
+    struct Normalised {
+        y: Vec<f32>,
+        mean: Vec<f32>,
+        var: Vec<f32>,
+        count: usize,
+        /// Of ⟨y, proj⟩, for x, weight and bias.
+        grads: [Vec<f32>; 3],
+    }
+
+    /// BatchNorm of the samples `rows` of `x` `[6, 3, 4, 4]`, on the fused op (`kernel`) or
+    /// the candle-op path.
+    fn normalise(
+        x: &[f32],
+        proj: &[f32],
+        w: &[f32],
+        b: &[f32],
+        rows: std::ops::Range<usize>,
+        sync: Option<Arc<dyn GroupSum>>,
+        kernel: bool,
+    ) -> Normalised {
+        let cut = |a: &[f32]| {
+            let per = 3 * 16;
+            Tensor::from_slice(
+                &a[rows.start * per..rows.end * per],
+                (rows.len(), 3, 4, 4),
+                &Device::Cpu,
+            )
+            .unwrap()
+        };
+        let x = Var::from_tensor(&cut(x)).unwrap();
+        let w = Var::from_slice(w, 3, &Device::Cpu).unwrap();
+        let b = Var::from_slice(b, 3, &Device::Cpu).unwrap();
+        let (y, mean, var, count) = if kernel {
+            batch_norm_train(&x, &w, &b, 1e-5, sync.as_ref()).unwrap()
+        } else {
+            reference(&x, &w, &b, 1e-5, sync.as_ref()).unwrap()
+        };
+        let g = y
+            .mul(&cut(proj))
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let grad = |v: &Var| flat(g.get(v.as_tensor()).unwrap());
+        Normalised {
+            y: flat(&y),
+            mean: flat(&mean),
+            var: flat(&var),
+            count,
+            grads: [grad(&x), grad(&w), grad(&b)],
         }
     }
 }

@@ -1,7 +1,7 @@
 //! What a data-parallel job needs across the ranks of its group: a sum, a broadcast and a
-//! gather. A backend provides only the sum, in a fixed order so that every run of the same
-//! group gives the same bits; broadcast and gather are sums with zeros elsewhere, which are
-//! exact, so they need nothing of their own.
+//! gather. A backend provides only sums (of tensors, and of host f64 values), in a fixed
+//! order so that every run of the same group gives the same bits; broadcast and gather are
+//! sums with zeros elsewhere, which are exact, so they need nothing of their own.
 //!
 //! A job's ranks fail alone (a file one node cannot read, a panic), and a rank left waiting
 //! in a collective for a rank that gave up would wait forever: [`Agreeing`] makes every

@@ -283,24 +283,12 @@ fn log_epoch(record: &FfwEpoch, eta_max_secs: f64) {
 }
 
 /// Runs FFW from `base` (the frozen vanilla parameters). `vanilla_probes` are the privacy
-/// heads trained to plateau on the vanilla model, one per bias attribute.
-pub fn run_ffw(
-    arch: &dyn ModelSpec,
-    base: &HashMap<String, Tensor>,
-    sets: &UnbiasedSets,
-    cfg: &FfwConfig,
-    vanilla_probes: &[HashMap<String, Tensor>],
-    seed: u64,
-    device: &Device,
-) -> Result<FfwOutcome> {
-    run_ffw_in(arch, base, sets, cfg, vanilla_probes, seed, device, &Solo)
-}
-
-/// [`run_ffw`] on one rank of a data-parallel `group`: the gate steps share every global
-/// minibatch ([`Surgery::gate_step_in`]); fitting the heads and scoring run whole on every
-/// rank, replicas that take the same decisions, so every rank returns the same outcome.
+/// heads trained to plateau on the vanilla model, one per bias attribute. On a data-parallel
+/// `group` ([`Solo`] for one process) the gate steps share every global minibatch
+/// ([`Surgery::gate_step_in`]); fitting the heads and scoring run whole on every rank,
+/// replicas that take the same decisions, so every rank returns the same outcome.
 #[allow(clippy::too_many_arguments)]
-pub fn run_ffw_in(
+pub fn run_ffw(
     arch: &dyn ModelSpec,
     base: &HashMap<String, Tensor>,
     sets: &UnbiasedSets,
@@ -443,18 +431,23 @@ mod tests {
         }
     }
 
-    /// A whole FFW run, data-parallel on `group`: the per-epoch (CE, MI(val)), the epochs of
-    /// the temperature changes, and the final gates.
-    fn ffw_run(group: &dyn Collective) -> (Vec<[f64; 2]>, Vec<usize>, Vec<f32>) {
-        let device = Device::Cpu;
+    /// A 6 → 8 → 2 MLP and its initial parameters.
+    fn tiny_mlp(seed: u64) -> (Arch, HashMap<String, Tensor>) {
         let arch = Arch::Mlp(MlpSpec {
             input: 6,
             hidden: vec![8],
             n_classes: 2,
         });
-        let store = ParamStore::new(5, &device);
+        let store = ParamStore::new(seed, &Device::Cpu);
         arch.build(store.var_builder()).unwrap();
-        let base = store.snapshot().unwrap();
+        (arch, store.snapshot().unwrap())
+    }
+
+    /// A whole FFW run, data-parallel on `group`: the per-epoch (CE, MI(val)), the epochs of
+    /// the temperature changes, and the final gates.
+    fn ffw_run(group: &dyn Collective) -> (Vec<[f64; 2]>, Vec<usize>, Vec<f32>) {
+        let device = Device::Cpu;
+        let (arch, base) = tiny_mlp(5);
         let cfg = FfwConfig {
             batch_size: 16,
             max_epochs: 4,
@@ -475,7 +468,7 @@ mod tests {
             val: &val,
             test: &test,
         };
-        let out = run_ffw_in(&arch, &base, &sets, &cfg, &heads, 9, &device, group).unwrap();
+        let out = run_ffw(&arch, &base, &sets, &cfg, &heads, 9, &device, group).unwrap();
         let history = out.history.iter().map(|e| [e.train_ce, e.val_mi]).collect();
         let changes = out.temperature_changes.iter().map(|c| c.epoch).collect();
         let gates = out
@@ -525,14 +518,7 @@ mod tests {
     #[test]
     fn the_mi_term_alone_moves_the_gates() {
         let device = Device::Cpu;
-        let arch = Arch::Mlp(MlpSpec {
-            input: 6,
-            hidden: vec![8],
-            n_classes: 2,
-        });
-        let store = ParamStore::new(3, &device);
-        arch.build(store.var_builder()).unwrap();
-        let base = store.snapshot().unwrap();
+        let (arch, base) = tiny_mlp(3);
         let cfg = FfwConfig {
             alpha: 0.0,
             ..FfwConfig::default()

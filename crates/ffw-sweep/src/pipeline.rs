@@ -18,7 +18,7 @@ use ffw_surgery::magnitude::magnitude_mask;
 use ffw_surgery::probe::ProbeInit;
 use ffw_surgery::saved_model::{self, ModelCard};
 use ffw_surgery::seeds::sub_seed;
-use ffw_surgery::surgery::run_ffw_in;
+use ffw_surgery::surgery::run_ffw;
 use ffw_surgery::vanilla::train_vanilla_in;
 
 use crate::error::Result;
@@ -217,7 +217,7 @@ pub fn run_ffw_job(
     )?;
     let arch = &vanilla.arch;
     let sets = sets(&splits);
-    let outcome = run_ffw_in(
+    let outcome = run_ffw(
         arch,
         &base,
         &sets,
