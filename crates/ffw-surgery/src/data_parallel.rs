@@ -171,6 +171,28 @@ mod tests {
         assert_eq!(global_batches(&order[..10], 4, 2).len(), 3);
     }
 
+    /// Replicas that decide alike go on; replicas that do not fail on every rank.
+    #[test]
+    fn a_decision_the_ranks_disagree_on_fails_on_all_of_them() {
+        let decide = |flags: [bool; 2]| -> Vec<Result<bool>> {
+            InProcess::group(2)
+                .into_iter()
+                .map(|g| std::thread::spawn(move || agreed(flags[g.rank()], &g)))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .collect()
+        };
+        assert!(decide([true, true]).iter().all(|r| matches!(r, Ok(true))));
+        assert!(decide([false, false])
+            .iter()
+            .all(|r| matches!(r, Ok(false))));
+        for r in decide([true, false]) {
+            let e = r.unwrap_err().to_string();
+            assert!(e.contains("diverged: 1 of the group's 2 ranks"), "{e}");
+        }
+    }
+
     #[test]
     fn shards_cover_the_batch_in_rank_order() {
         let global: Vec<usize> = (0..10).collect();
